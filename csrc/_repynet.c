@@ -1,0 +1,117 @@
+/*
+ * _repynet.c: module wiring only (PyModuleDef, state, exec slots).
+ *
+ * Each topic file adds its own functions and types from its exec
+ * function; this file only calls them in order and owns the state's
+ * traverse/clear/free.
+ */
+#include "_repynet.h"
+
+repynet_state *
+repynet_get_state(PyObject *module)
+{
+    return (repynet_state *)PyModule_GetState(module);
+}
+
+repynet_state *
+repynet_state_from_type(PyTypeObject *type)
+{
+    PyObject *module = PyType_GetModuleByDef(type, &repynet_module);
+    if (module == NULL)
+        return NULL;
+    return repynet_get_state(module);
+}
+
+/* _live_objects() -> {kind: count}: C objects alive now, for leak checks. */
+static PyObject *
+live_objects(PyObject *module, PyObject *unused)
+{
+    static const char *const names[REPYNET_LIVE_COUNT] = {
+        [REPYNET_LIVE_TCP_SOCKET] = "tcp_socket",
+        [REPYNET_LIVE_TCP_SERVER] = "tcp_server",
+        [REPYNET_LIVE_UDP_SERVER] = "udp_server",
+        [REPYNET_LIVE_COMPLETION_QUEUE] = "completion_queue",
+        [REPYNET_LIVE_ASYNC_SOCKET] = "async_socket",
+    };
+    repynet_state *state = repynet_get_state(module);
+    PyObject *result = PyDict_New();
+    if (result == NULL)
+        return NULL;
+    for (int kind = 0; kind < REPYNET_LIVE_COUNT; kind++) {
+        PyObject *count = PyLong_FromSsize_t(state->live[kind]);
+        if (count == NULL || PyDict_SetItemString(result, names[kind], count) < 0) {
+            Py_XDECREF(count);
+            Py_DECREF(result);
+            return NULL;
+        }
+        Py_DECREF(count);
+    }
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"_live_objects", live_objects, METH_NOARGS,
+     "Counts of live C objects by kind (for the test suite's leak check)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+repynet_exec(PyObject *module)
+{
+    if (repynet_errors_exec(module) < 0)
+        return -1;
+    if (repynet_args_exec(module) < 0)
+        return -1;
+    return 0;
+}
+
+static int
+repynet_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    repynet_state *state = repynet_get_state(module);
+    for (int i = 0; i < REPYNET_EXC_COUNT; i++)
+        Py_VISIT(state->exceptions[i]);
+    return 0;
+}
+
+static int
+repynet_clear(PyObject *module)
+{
+    repynet_state *state = repynet_get_state(module);
+    for (int i = 0; i < REPYNET_EXC_COUNT; i++)
+        Py_CLEAR(state->exceptions[i]);
+    return 0;
+}
+
+static void
+repynet_free(void *module)
+{
+    repynet_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot repynet_slots[] = {
+    {Py_mod_exec, repynet_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    /* The completion port and the resource accounting are per process. */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+PyModuleDef repynet_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "repynet._repynet",
+    .m_doc = "The C core of repynet (private: use the repynet package).",
+    .m_size = sizeof(repynet_state),
+    .m_methods = module_methods,
+    .m_slots = repynet_slots,
+    .m_traverse = repynet_traverse,
+    .m_clear = repynet_clear,
+    .m_free = repynet_free,
+};
+
+PyMODINIT_FUNC
+PyInit__repynet(void)
+{
+    return PyModuleDef_Init(&repynet_module);
+}

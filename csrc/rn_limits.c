@@ -1,0 +1,169 @@
+/*
+ * rn_limits.c: port sets, item counters and rate buckets (rn_limits.h).
+ */
+#include "rn.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+void
+rn_portset_clear(rn_portset_t *set)
+{
+    memset(set->bits, 0, sizeof(set->bits));
+}
+
+int
+rn_portset_add(rn_portset_t *set, long port)
+{
+    if (port < 1 || port > 65535)
+        return -EINVAL;
+    set->bits[port / 64] |= UINT64_C(1) << (port % 64);
+    return 0;
+}
+
+bool
+rn_portset_contains(const rn_portset_t *set, long port)
+{
+    if (port < 1 || port > 65535)
+        return false;
+    return (set->bits[port / 64] >> (port % 64)) & 1;
+}
+
+size_t
+rn_portset_count(const rn_portset_t *set)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < sizeof(set->bits) / sizeof(set->bits[0]); i++)
+        count += (size_t)__builtin_popcountll(set->bits[i]);
+    return count;
+}
+
+size_t
+rn_portset_list(const rn_portset_t *set, uint16_t *out, size_t max)
+{
+    size_t found = 0;
+    for (long port = 1; port <= 65535; port++) {
+        if (rn_portset_contains(set, port)) {
+            if (found < max)
+                out[found] = (uint16_t)port;
+            found++;
+        }
+    }
+    return found;
+}
+
+void
+rn_counter_init(rn_counter_t *counter, long limit)
+{
+    pthread_mutex_init(&counter->lock, NULL);
+    counter->limit = limit;
+    counter->used = 0;
+}
+
+void
+rn_counter_destroy(rn_counter_t *counter)
+{
+    pthread_mutex_destroy(&counter->lock);
+}
+
+void
+rn_counter_set_limit(rn_counter_t *counter, long limit)
+{
+    pthread_mutex_lock(&counter->lock);
+    counter->limit = limit;
+    pthread_mutex_unlock(&counter->lock);
+}
+
+int
+rn_counter_acquire(rn_counter_t *counter)
+{
+    int rc = 0;
+    pthread_mutex_lock(&counter->lock);
+    if (counter->used >= counter->limit)
+        rc = -ENOSPC;
+    else
+        counter->used++;
+    pthread_mutex_unlock(&counter->lock);
+    return rc;
+}
+
+void
+rn_counter_release(rn_counter_t *counter)
+{
+    pthread_mutex_lock(&counter->lock);
+    if (counter->used > 0)
+        counter->used--;
+    pthread_mutex_unlock(&counter->lock);
+}
+
+long
+rn_counter_used(rn_counter_t *counter)
+{
+    pthread_mutex_lock(&counter->lock);
+    long used = counter->used;
+    pthread_mutex_unlock(&counter->lock);
+    return used;
+}
+
+void
+rn_rate_init(rn_rate_t *rate, double limit, double now)
+{
+    pthread_mutex_init(&rate->lock, NULL);
+    rate->limit = limit;
+    rate->consumed = 0.0;
+    rate->updated_at = now;
+}
+
+void
+rn_rate_destroy(rn_rate_t *rate)
+{
+    pthread_mutex_destroy(&rate->lock);
+}
+
+void
+rn_rate_reset(rn_rate_t *rate, double limit, double now)
+{
+    pthread_mutex_lock(&rate->lock);
+    rate->limit = limit;
+    rate->consumed = 0.0;
+    rate->updated_at = now;
+    pthread_mutex_unlock(&rate->lock);
+}
+
+double
+rn_rate_charge(rn_rate_t *rate, double amount, double now)
+{
+    double wait = 0.0;
+
+    pthread_mutex_lock(&rate->lock);
+    double elapsed = now - rate->updated_at;
+    if (elapsed > 0.0) {
+        rate->consumed -= elapsed * rate->limit;
+        if (rate->consumed < 0.0)
+            rate->consumed = 0.0;
+        rate->updated_at = now;
+    }
+    rate->consumed += amount;
+    if (rate->consumed > rate->limit)
+        wait = (rate->consumed - rate->limit) / rate->limit;
+    pthread_mutex_unlock(&rate->lock);
+    return wait;
+}
+
+double
+rn_rate_consumed(rn_rate_t *rate)
+{
+    pthread_mutex_lock(&rate->lock);
+    double consumed = rate->consumed;
+    pthread_mutex_unlock(&rate->lock);
+    return consumed;
+}
+
+double
+rn_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

@@ -1,0 +1,76 @@
+/*
+ * rn_limits.h: the arithmetic of Repy's resource restrictions.
+ *
+ * Port sets (connport/messport), item counters (insockets, outsockets,
+ * events) and the leaky-bucket rate state (netsend, netrecv, loopsend,
+ * looprecv).  The policy of which call charges what lives in the glue;
+ * these functions only keep the numbers straight and are thread-safe.
+ */
+#ifndef RN_LIMITS_H
+#define RN_LIMITS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* --- allowed ports ---------------------------------------------------- */
+
+typedef struct rn_portset {
+    uint64_t bits[65536 / 64];
+} rn_portset_t;
+
+void rn_portset_clear(rn_portset_t *set);
+/* 0, or -EINVAL for a port outside 1..65535. */
+int rn_portset_add(rn_portset_t *set, long port);
+bool rn_portset_contains(const rn_portset_t *set, long port);
+size_t rn_portset_count(const rn_portset_t *set);
+/* Writes up to max ports in ascending order; returns how many exist. */
+size_t rn_portset_list(const rn_portset_t *set, uint16_t *out, size_t max);
+
+/* --- item counters ---------------------------------------------------- */
+
+typedef struct rn_counter {
+    pthread_mutex_t lock;
+    long limit;
+    long used;
+} rn_counter_t;
+
+void rn_counter_init(rn_counter_t *counter, long limit);
+void rn_counter_destroy(rn_counter_t *counter);
+void rn_counter_set_limit(rn_counter_t *counter, long limit);
+/* Takes one item: 0, or -ENOSPC when used already equals the limit. */
+int rn_counter_acquire(rn_counter_t *counter);
+/* Gives one item back; never goes below 0. */
+void rn_counter_release(rn_counter_t *counter);
+long rn_counter_used(rn_counter_t *counter);
+
+/* --- rates ------------------------------------------------------------ */
+
+typedef struct rn_rate {
+    pthread_mutex_t lock;
+    double limit;       /* units per second, > 0 */
+    double consumed;    /* the bucket's content as last updated */
+    double updated_at;  /* rn_now() of the last update */
+} rn_rate_t;
+
+void rn_rate_init(rn_rate_t *rate, double limit, double now);
+void rn_rate_destroy(rn_rate_t *rate);
+/* Sets a new limit and empties the bucket. */
+void rn_rate_reset(rn_rate_t *rate, double limit, double now);
+
+/*
+ * Drains the bucket by (now - updated_at) * limit (never below 0), adds
+ * amount and returns the seconds the caller must wait before the bucket is
+ * back within one second's worth of the limit (0.0 when it already is).
+ * The caller sleeps without holding any lock and calls again with amount 0
+ * until 0.0 comes back: that is Repy's "block, never raise" rule.
+ */
+double rn_rate_charge(rn_rate_t *rate, double amount, double now);
+/* The consumed amount as last updated (not decayed up to now). */
+double rn_rate_consumed(rn_rate_t *rate);
+
+/* Monotonic seconds. */
+double rn_now(void);
+
+#endif /* RN_LIMITS_H */

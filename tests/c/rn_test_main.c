@@ -1,0 +1,78 @@
+/*
+ * rn_test_main.c: the runner for tests/c binaries.
+ *
+ * `binary --list` prints one test name a line; `binary NAME` runs that one
+ * test and exits 0 when it passed; `binary` alone runs them all and ends
+ * with an "N passed, N failed" line.
+ */
+#include "rn_test.h"
+
+#include <stdlib.h>
+
+#define RN_TEST_MAX 1024
+
+static struct {
+    const char *name;
+    rn_test_fn fn;
+} tests[RN_TEST_MAX];
+static int test_count;
+static int failures;
+
+void
+rn_test_register(const char *name, rn_test_fn fn)
+{
+    if (test_count == RN_TEST_MAX) {
+        fprintf(stderr, "rn_test: more than %d tests\n", RN_TEST_MAX);
+        exit(2);
+    }
+    tests[test_count].name = name;
+    tests[test_count].fn = fn;
+    test_count++;
+}
+
+void
+rn_test_fail(const char *file, int line, const char *message)
+{
+    fprintf(stderr, "%s:%d: %s\n", file, line, message);
+    failures++;
+}
+
+int
+rn_test_failed(void)
+{
+    return failures > 0;
+}
+
+static int
+run(int index)
+{
+    int before = failures;
+    tests[index].fn();
+    return failures == before;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+        for (int i = 0; i < test_count; i++)
+            printf("%s\n", tests[i].name);
+        return 0;
+    }
+    if (argc == 2) {
+        for (int i = 0; i < test_count; i++)
+            if (strcmp(tests[i].name, argv[1]) == 0)
+                return run(i) ? 0 : 1;
+        fprintf(stderr, "rn_test: no test named %s\n", argv[1]);
+        return 2;
+    }
+    int passed = 0;
+    for (int i = 0; i < test_count; i++) {
+        if (run(i))
+            passed++;
+        else
+            fprintf(stderr, "FAILED %s\n", tests[i].name);
+    }
+    printf("%d passed, %d failed\n", passed, test_count - passed);
+    return passed == test_count ? 0 : 1;
+}

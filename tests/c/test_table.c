@@ -1,0 +1,196 @@
+/* Unit tests of rn_table.c: the seed-000 bookkeeping tables (D15, D24). */
+#include "rn.h"
+#include "rn_test.h"
+
+#include <errno.h>
+#include <pthread.h>
+
+static rn_tuple_t
+listener(const char *ip, uint16_t port)
+{
+    rn_tuple_t key;
+    rn_addr_t addr;
+    if (strcmp(ip, "0.0.0.0") == 0)
+        rn_addr_any(AF_INET, &addr);
+    else if (strcmp(ip, "::") == 0)
+        rn_addr_any(AF_INET6, &addr);
+    else
+        rn_addr_parse(ip, strlen(ip), &addr);
+    rn_tuple_local(&key, &addr, port);
+    return key;
+}
+
+static rn_tuple_t
+connection(const char *local, uint16_t lport, const char *remote, uint16_t rport)
+{
+    rn_tuple_t key = listener(local, lport);
+    rn_addr_parse(remote, strlen(remote), &key.remote.addr);
+    key.remote.port = rport;
+    return key;
+}
+
+RN_TEST(insert_lookup_remove)
+{
+    rn_table_t *t = rn_table_new();
+    int value = 7;
+    rn_tuple_t key = listener("127.0.0.1", 63100);
+    RN_CHECK(t != NULL);
+    RN_CHECK_EQ(rn_table_insert(t, &key, &value), 0);
+    RN_CHECK_EQ(rn_table_count(t), 1);
+    RN_CHECK(rn_table_lookup(t, &key) == &value);
+    RN_CHECK_EQ(rn_table_insert(t, &key, &value), -EEXIST);
+    RN_CHECK_EQ(rn_table_remove(t, &key), 0);
+    RN_CHECK_EQ(rn_table_remove(t, &key), -ENOENT);
+    RN_CHECK(rn_table_lookup(t, &key) == NULL);
+    RN_CHECK_EQ(rn_table_count(t), 0);
+    rn_table_free(t);
+}
+
+RN_TEST(connection_tuples_match_on_all_four_columns)
+{
+    rn_table_t *t = rn_table_new();
+    int value;
+    rn_tuple_t a = connection("127.0.0.1", 63100, "127.0.0.1", 63101);
+    rn_tuple_t b = connection("127.0.0.1", 63100, "127.0.0.1", 63102);
+    rn_tuple_t c = connection("127.0.0.1", 63100, "127.0.0.2", 63101);
+    RN_CHECK_EQ(rn_table_insert(t, &a, &value), 0);
+    RN_CHECK_EQ(rn_table_insert(t, &b, &value), 0);
+    RN_CHECK_EQ(rn_table_insert(t, &c, &value), 0);
+    RN_CHECK_EQ(rn_table_insert(t, &a, &value), -EEXIST);
+    RN_CHECK_EQ(rn_table_count(t), 3);
+    rn_table_free(t);
+}
+
+RN_TEST(addresses_are_keyed_by_value)
+{
+    rn_table_t *t = rn_table_new();
+    int value;
+    rn_tuple_t a = listener("::1", 63100);
+    rn_tuple_t b = listener("0:0::1", 63100);
+    RN_CHECK_EQ(rn_table_insert(t, &a, &value), 0);
+    RN_CHECK(rn_table_lookup(t, &b) == &value);
+    rn_table_free(t);
+}
+
+RN_TEST(remove_value_only_removes_its_own_entry)
+{
+    rn_table_t *t = rn_table_new();
+    int first, second;
+    rn_tuple_t key = listener("127.0.0.1", 63100);
+    rn_table_insert(t, &key, &first);
+    RN_CHECK_EQ(rn_table_remove_value(t, &key, &second), -ENOENT);
+    RN_CHECK_EQ(rn_table_count(t), 1);
+    RN_CHECK_EQ(rn_table_remove_value(t, &key, &first), 0);
+    RN_CHECK_EQ(rn_table_count(t), 0);
+    rn_table_free(t);
+}
+
+RN_TEST(local_conflict_exact_and_wildcard)
+{
+    rn_table_t *t = rn_table_new();
+    int value;
+    rn_tuple_t specific = listener("127.0.0.1", 63100);
+    rn_tuple_t other_ip = listener("127.0.0.2", 63100);
+    rn_tuple_t other_port = listener("127.0.0.1", 63101);
+    rn_tuple_t any = listener("0.0.0.0", 63100);
+    rn_tuple_t v6 = listener("::1", 63100);
+    rn_tuple_t v6any = listener("::", 63100);
+
+    rn_table_insert(t, &specific, &value);
+    RN_CHECK(rn_table_local_conflict(t, &specific));
+    RN_CHECK(!rn_table_local_conflict(t, &other_ip));
+    RN_CHECK(!rn_table_local_conflict(t, &other_port));
+    /* A wildcard key clashes with a specific holder of its family... */
+    RN_CHECK(rn_table_local_conflict(t, &any));
+    /* ...but not across families. */
+    RN_CHECK(!rn_table_local_conflict(t, &v6));
+    RN_CHECK(!rn_table_local_conflict(t, &v6any));
+    rn_table_remove(t, &specific);
+
+    /* A wildcard holder clashes with every specific key of its family. */
+    rn_table_insert(t, &any, &value);
+    RN_CHECK(rn_table_local_conflict(t, &specific));
+    RN_CHECK(rn_table_local_conflict(t, &other_ip));
+    RN_CHECK(!rn_table_local_conflict(t, &other_port));
+    RN_CHECK(!rn_table_local_conflict(t, &v6));
+    rn_table_remove(t, &any);
+    RN_CHECK(!rn_table_local_conflict(t, &specific));
+    RN_CHECK(!rn_table_local_conflict(t, &any));
+    rn_table_free(t);
+}
+
+RN_TEST(local_conflict_sees_connections_on_the_local_end)
+{
+    rn_table_t *t = rn_table_new();
+    int value;
+    rn_tuple_t conn = connection("127.0.0.1", 63100, "127.0.0.1", 80);
+    rn_tuple_t local = listener("127.0.0.1", 63100);
+    rn_table_insert(t, &conn, &value);
+    RN_CHECK(rn_table_local_conflict(t, &local));
+    RN_CHECK(rn_table_lookup(t, &local) == NULL);
+    rn_table_remove(t, &conn);
+    RN_CHECK(!rn_table_local_conflict(t, &local));
+    rn_table_free(t);
+}
+
+RN_TEST(many_entries_grow_and_shrink)
+{
+    rn_table_t *t = rn_table_new();
+    int value;
+    for (int port = 1; port <= 5000; port++) {
+        rn_tuple_t key = connection("127.0.0.1", (uint16_t)port, "::1", 9);
+        RN_CHECK_EQ(rn_table_insert(t, &key, &value), 0);
+    }
+    RN_CHECK_EQ(rn_table_count(t), 5000);
+    for (int port = 1; port <= 5000; port++) {
+        rn_tuple_t key = connection("127.0.0.1", (uint16_t)port, "::1", 9);
+        RN_CHECK(rn_table_lookup(t, &key) == &value);
+    }
+    for (int port = 1; port <= 5000; port += 2) {
+        rn_tuple_t key = connection("127.0.0.1", (uint16_t)port, "::1", 9);
+        RN_CHECK_EQ(rn_table_remove(t, &key), 0);
+    }
+    RN_CHECK_EQ(rn_table_count(t), 2500);
+    rn_tuple_t odd = listener("127.0.0.1", 1), even = listener("127.0.0.1", 2);
+    RN_CHECK(!rn_table_local_conflict(t, &odd));
+    RN_CHECK(rn_table_local_conflict(t, &even));
+    rn_table_free(t);
+}
+
+struct worker_arg {
+    rn_table_t *table;
+    int base;
+};
+
+static void *
+hammer(void *raw)
+{
+    struct worker_arg *arg = raw;
+    for (int round = 0; round < 200; round++) {
+        for (int i = 0; i < 50; i++) {
+            rn_tuple_t key = listener("127.0.0.1", (uint16_t)(arg->base + i));
+            rn_table_insert(arg->table, &key, arg);
+        }
+        for (int i = 0; i < 50; i++) {
+            rn_tuple_t key = listener("127.0.0.1", (uint16_t)(arg->base + i));
+            rn_table_remove(arg->table, &key);
+        }
+    }
+    return NULL;
+}
+
+RN_TEST(concurrent_use_from_threads)
+{
+    rn_table_t *t = rn_table_new();
+    pthread_t threads[4];
+    struct worker_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i].table = t;
+        args[i].base = 1000 + i * 100;
+        pthread_create(&threads[i], NULL, hammer, &args[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(threads[i], NULL);
+    RN_CHECK_EQ(rn_table_count(t), 0);
+    rn_table_free(t);
+}

@@ -1,0 +1,169 @@
+"""Shared fixtures: the C unit-test collector, loopback families, leak checks.
+
+The C tests under tests/c/ are compiled here with the project's own flags
+(tools/build_flags.py, sanitizers included when REPYNET_SANITIZE is set),
+one binary per tests/c/test_*.c, and each RN_TEST becomes one pytest item.
+"""
+
+import gc
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+C_TESTS = Path(__file__).resolve().parent / "c"
+CSRC = ROOT / "csrc"
+
+sys.path.insert(0, str(ROOT / "tools"))
+import build_flags  # noqa: E402
+
+sys.path.remove(str(ROOT / "tools"))
+
+
+# --- C unit tests -----------------------------------------------------------
+
+
+def _core_sources():
+    # Core files never include Python.h (the layer rule), so they link alone.
+    return sorted(CSRC.glob("rn_*.c"))
+
+
+def _build_c_test(test_file):
+    sources = [test_file, C_TESTS / "rn_test_main.c", *_core_sources()]
+    headers = sorted(CSRC.glob("rn*.h")) + sorted(C_TESTS.glob("*.h"))
+    flags = build_flags.compile_args()
+    digest = hashlib.sha256()
+    for path in sources + headers:
+        digest.update(path.read_bytes())
+    digest.update(" ".join(flags).encode())
+    out_dir = Path(tempfile.gettempdir()) / "repynet-ctests"
+    out_dir.mkdir(exist_ok=True)
+    binary = out_dir / f"{test_file.stem}-{digest.hexdigest()[:16]}"
+    if not binary.exists():
+        cc = os.environ.get("CC") or shutil.which("cc") or "gcc"
+        partial = binary.with_suffix(".partial")
+        cmd = [cc, *flags, "-g", f"-I{CSRC}", f"-I{C_TESTS}", *map(str, sources),
+               "-o", str(partial), *build_flags.link_args()]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise CTestBuildError(f"{' '.join(cmd)}\n{result.stderr}")
+        partial.rename(binary)
+    return binary
+
+
+class CTestBuildError(Exception):
+    pass
+
+
+class CTestFile(pytest.File):
+    def collect(self):
+        binary = _build_c_test(Path(self.path))
+        names = subprocess.run([str(binary), "--list"], capture_output=True, text=True,
+                               check=True).stdout.split()
+        for name in names:
+            yield CTestItem.from_parent(self, name=name, binary=binary)
+
+
+class CTestItem(pytest.Item):
+    def __init__(self, *, binary, **kwargs):
+        super().__init__(**kwargs)
+        self.binary = binary
+
+    def runtest(self):
+        result = subprocess.run([str(self.binary), self.name], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise CTestFailure(result.returncode, result.stdout + result.stderr)
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, CTestFailure):
+            code, output = excinfo.value.args
+            return f"C test {self.name} exited {code}:\n{output}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name}::{self.name}"
+
+
+class CTestFailure(Exception):
+    pass
+
+
+def pytest_collect_file(parent, file_path):
+    if file_path.parent == C_TESTS and file_path.name.startswith("test_") \
+            and file_path.suffix == ".c":
+        return CTestFile.from_parent(parent, path=file_path)
+    return None
+
+
+# --- loopback families --------------------------------------------------------
+
+
+def _has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+HAS_IPV6 = _has_ipv6_loopback()
+
+
+@pytest.fixture(params=["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])
+def loopback(request):
+    """The loopback address of each family; IPv6 skips without ::1."""
+    if request.param == "::1" and not HAS_IPV6:
+        pytest.skip("this host has no IPv6 loopback (::1 cannot be bound)")
+    return request.param
+
+
+# --- leak checks ------------------------------------------------------------
+
+
+def _open_fds():
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+def _by_design_fds(native):
+    # The completion port's epoll fd and eventfd live for the process.
+    port_fds = getattr(native, "_port_fds", None)
+    return set(port_fds()) if port_fds else set()
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request):
+    """Fail a test that leaves an fd or a live C object behind."""
+    if "no_leak_check" in request.keywords:
+        yield
+        return
+    from repynet import _repynet as native
+
+    gc.collect()
+    fds_before = _open_fds()
+    live_before = native._live_objects()
+    yield
+    gc.collect()
+    leaked_fds = _open_fds() - fds_before - _by_design_fds(native)
+    live_after = native._live_objects()
+    assert live_after == live_before, f"C objects leaked: {live_before} -> {live_after}"
+    assert not leaked_fds, f"fds leaked: {sorted(leaked_fds)} " + ", ".join(
+        _describe_fd(fd) for fd in sorted(leaked_fds))
+
+
+def _describe_fd(fd):
+    try:
+        return f"{fd}->{os.readlink(f'/proc/self/fd/{fd}')}"
+    except OSError:
+        return f"{fd}->?"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "no_leak_check: the test manages its own fds")
