@@ -1,0 +1,41 @@
+# repynet developer tasks; `make help` lists them.
+PYTHON ?= .venv/bin/python
+PIP ?= .venv/bin/pip
+
+.PHONY: help venv build test test-slow test-asan lint fmt docs bench
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+venv: ## create .venv with the test, docs and lint tools
+	python3 -m venv .venv
+	$(PIP) install -q -e '.[test,docs,lint]'
+
+build: ## rebuild the C extension in place (-Werror)
+	REPYNET_WERROR=1 $(PYTHON) setup.py -q build_ext --inplace
+
+test: ## run the default test suite (the README's command)
+	$(PYTHON) -m pytest
+
+test-slow: ## run only the long load/soak tests
+	$(PYTHON) -m pytest -m slow
+
+test-asan: ## build with ASan+UBSan and run the suite under them
+	REPYNET_SANITIZE=address,undefined $(PYTHON) setup.py -q build_ext --inplace --force
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+		ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
+		REPYNET_SANITIZE=address,undefined $(PYTHON) -m pytest -p no:cacheprovider
+	$(PYTHON) setup.py -q build_ext --inplace --force
+
+lint: ## ruff on the Python code, clang-format check on the C code
+	$(PYTHON) -m ruff check repynet tests tools
+	@if command -v clang-format >/dev/null; then \
+		clang-format --dry-run --Werror csrc/*.c csrc/*.h; \
+	else echo "clang-format not installed: C format not checked"; fi
+
+fmt: ## format the C code with clang-format
+	clang-format -i csrc/*.c csrc/*.h
+
+docs: ## build the docs with warnings as errors
+	$(PYTHON) -m sphinx -W -q -b html docs docs/_build/html
