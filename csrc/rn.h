@@ -14,5 +14,9 @@
 #include "rn_table.h"
 #include "rn_limits.h"
 #include "rn_errors.h"
+#include "rn_sock.h"
+#include "rn_sys.h"
+#include "rn_port.h"
+#include "rn_asock.h"
 
 #endif /* RN_H */
