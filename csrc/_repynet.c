@@ -62,6 +62,12 @@ repynet_exec(PyObject *module)
         return -1;
     if (repynet_args_exec(module) < 0)
         return -1;
+    if (repynet_limits_exec(module) < 0)
+        return -1;
+    if (repynet_sockets_exec(module) < 0)
+        return -1;
+    if (repynet_api_exec(module) < 0)
+        return -1;
     return 0;
 }
 
@@ -71,6 +77,13 @@ repynet_traverse(PyObject *module, visitproc visit, void *arg)
     repynet_state *state = repynet_get_state(module);
     for (int i = 0; i < REPYNET_EXC_COUNT; i++)
         Py_VISIT(state->exceptions[i]);
+    Py_VISIT(state->ip_preferences);
+    Py_VISIT(state->probes_v4);
+    Py_VISIT(state->probes_v6);
+    Py_VISIT(state->api_type);
+    Py_VISIT(state->tcp_socket_type);
+    Py_VISIT(state->tcp_server_type);
+    Py_VISIT(state->udp_server_type);
     return 0;
 }
 
@@ -80,6 +93,13 @@ repynet_clear(PyObject *module)
     repynet_state *state = repynet_get_state(module);
     for (int i = 0; i < REPYNET_EXC_COUNT; i++)
         Py_CLEAR(state->exceptions[i]);
+    Py_CLEAR(state->ip_preferences);
+    Py_CLEAR(state->probes_v4);
+    Py_CLEAR(state->probes_v6);
+    Py_CLEAR(state->api_type);
+    Py_CLEAR(state->tcp_socket_type);
+    Py_CLEAR(state->tcp_server_type);
+    Py_CLEAR(state->udp_server_type);
     return 0;
 }
 
@@ -87,6 +107,8 @@ static void
 repynet_free(void *module)
 {
     repynet_clear((PyObject *)module);
+    /* Only here: sockets may outlive a clear() of a module cycle. */
+    repynet_limits_free(repynet_get_state((PyObject *)module));
 }
 
 static PyModuleDef_Slot repynet_slots[] = {

@@ -27,6 +27,16 @@ Py_XNewRef(PyObject *obj)
     Py_XINCREF(obj);
     return obj;
 }
+static inline int
+PyModule_AddObjectRef(PyObject *module, const char *name, PyObject *value)
+{
+    Py_INCREF(value);
+    if (PyModule_AddObject(module, name, value) < 0) {
+        Py_DECREF(value);
+        return -1;
+    }
+    return 0;
+}
 #endif
 
 /* Reads a Python int into a C int; 0, or -1 with OverflowError/TypeError. */
@@ -104,10 +114,54 @@ typedef enum repynet_live {
     REPYNET_LIVE_COUNT
 } repynet_live_t;
 
+/*
+ * The restrictions in force and what has been used of them (spec 6).  One
+ * per process: the module is single-interpreter.
+ */
+typedef struct repynet_resources {
+    rn_portset_t connport, messport;           /* allowed local ports */
+    rn_portset_t connport_used, messport_used; /* ports that passed a check */
+    rn_counter_t insockets, outsockets, events;
+    rn_rate_t netsend, netrecv, loopsend, looprecv;
+    int backlog; /* outsockets, or RN_TCP_DEFAULT_BACKLOG when 0 */
+} repynet_resources;
+
 typedef struct repynet_state {
     PyObject *exceptions[REPYNET_EXC_COUNT]; /* strong references */
     Py_ssize_t live[REPYNET_LIVE_COUNT];
+    repynet_resources *resources;
+    /* The three seed-000 tables; values are borrowed socket objects. */
+    rn_table_t *tcp_conns, *tcp_listeners, *udp_listeners;
+    /* Local-address preferences (spec 4.3): NULL when off, else a list of
+     * ("ip" | "iface", text) tuples in order of preference. */
+    PyObject *ip_preferences;
+    int nootherips;
+    /* Where getmyip looks for a route (D19): a tuple of address str. */
+    PyObject *probes_v4, *probes_v6;
+    PyTypeObject *api_type, *tcp_socket_type, *tcp_server_type,
+        *udp_server_type;
 } repynet_state;
+
+/*
+ * The three objects users touch share one layout.  A socket's fd is -1
+ * once it is closed, by the user or internally after a fatal error.
+ */
+typedef struct {
+    PyObject_HEAD
+    repynet_state *state; /* borrowed: the type keeps its module alive */
+    int fd;
+    int text;     /* text mode (D1/D2), inherited by accepted sockets */
+    int loopback; /* charges go to loop* rather than net* (spec 6.3) */
+    repynet_live_t kind;
+    rn_tuple_t key; /* its entry in the seed-000 table of its kind */
+} RepynetSocketObject;
+
+/* The API object: the six calls, in bytes or text mode. */
+typedef struct {
+    PyObject_HEAD
+    repynet_state *state;
+    int text;
+} NetworkApiObject;
 
 extern PyModuleDef repynet_module;
 
@@ -149,6 +203,70 @@ int repynet_errors_exec(PyObject *module);
 int repynet_arg_address(repynet_state *state, PyObject *arg, const char *what,
                         rn_addr_t *out);
 
+/* Fails with RepyArgumentError unless the call has exactly expected
+ * positional arguments and no keywords (spec 1.1 steps 1-2). */
+int repynet_check_arity(repynet_state *state, const char *name,
+                        Py_ssize_t nargs, PyObject *kwnames,
+                        Py_ssize_t expected);
+/* An int argument (subclasses allowed, bool refused, D5) in [min, max]. */
+int repynet_arg_long(repynet_state *state, PyObject *arg, const char *what,
+                     long min, long max, long *out);
+/* A port: an int in 1..65535. */
+int repynet_arg_port(repynet_state *state, PyObject *arg, const char *what,
+                     uint16_t *out);
+/* A timeout (D6): int or float, not bool, finite and > 0. */
+int repynet_arg_timeout(repynet_state *state, PyObject *arg, double *out);
+/*
+ * Payload (D1): any bytes-like object; in text mode also a str whose
+ * characters are all <= U+00FF, read in place (one byte a character).
+ * Release the view with repynet_release_data.
+ */
+int repynet_arg_data(repynet_state *state, PyObject *arg, int text,
+                     Py_buffer *view);
+void repynet_release_data(Py_buffer *view);
+/* Received bytes as the mode wants them (D2): bytes, or latin-1 str. */
+PyObject *repynet_data_result(const char *buf, size_t len, int text);
+/* The text of an address, as a new str. */
+PyObject *repynet_format_address(repynet_state *state, const rn_addr_t *addr);
+
 int repynet_args_exec(PyObject *module);
+
+/* --- py_limits.c: restrictions, charges, local-address policy ---------- */
+
+/* Adds amount to the send (or receive) rate of the loopback or network
+ * kind and sleeps, GIL released, until the bucket is within its limit;
+ * amount 0 only waits.  -1 with an exception on a signal or a rate of 0. */
+int repynet_charge_send(repynet_state *state, int loopback, double amount);
+int repynet_charge_recv(repynet_state *state, int loopback, double amount);
+/* ResourceForbiddenError unless the local IP may be used (spec 4.3). */
+int repynet_check_localip(repynet_state *state, const rn_addr_t *addr,
+                          PyObject *arg);
+/* ResourceForbiddenError unless port is in the allowed set; records its
+ * use for getresources. */
+int repynet_check_port(repynet_state *state, int tcp, uint16_t port);
+/* Takes one insocket/outsocket: 0, or -1 with ResourceExhaustedError. */
+int repynet_acquire(repynet_state *state, rn_counter_t *counter,
+                    const char *name);
+/* The first preferred local address of a family as str, or NULL without an
+ * exception when preferences are off or hold none of that family. */
+PyObject *repynet_preferred_ip(repynet_state *state, sa_family_t family);
+int repynet_limits_init(repynet_state *state);
+void repynet_limits_free(repynet_state *state);
+int repynet_limits_exec(PyObject *module);
+
+/* --- py_sockets.c / py_api.c -------------------------------------------- */
+
+/* Wraps a connected TCP fd (taking ownership; closed on failure) in a new
+ * socket object, registered in tcp_conn_table.  The caller has already
+ * taken the outsocket, which the object then owns. */
+PyObject *repynet_tcp_socket_new(repynet_state *state, int fd, int text,
+                                 const rn_tuple_t *key);
+/* A new listener object (TCP when tcp, else UDP) owning fd and the
+ * insocket the caller took; registered in its listen table. */
+PyObject *repynet_server_new(repynet_state *state, int tcp, int fd, int text,
+                             const rn_tuple_t *key);
+int repynet_udp_listener_fd(PyObject *listener);
+int repynet_sockets_exec(PyObject *module);
+int repynet_api_exec(PyObject *module);
 
 #endif /* REPYNET_GLUE_H */

@@ -7,6 +7,8 @@
  */
 #include "_repynet.h"
 
+#include <math.h>
+
 int
 repynet_arg_address(repynet_state *state, PyObject *arg, const char *what,
                     rn_addr_t *out)
@@ -38,22 +40,174 @@ repynet_arg_address(repynet_state *state, PyObject *arg, const char *what,
     return rc;
 }
 
+int
+repynet_check_arity(repynet_state *state, const char *name, Py_ssize_t nargs,
+                    PyObject *kwnames, Py_ssize_t expected)
+{
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                      "%s() takes no keyword arguments", name);
+        return -1;
+    }
+    if (nargs != expected) {
+        repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                      "%s() takes exactly %zd arguments (%zd given)", name,
+                      expected, nargs);
+        return -1;
+    }
+    return 0;
+}
+
+int
+repynet_arg_long(repynet_state *state, PyObject *arg, const char *what,
+                 long min, long max, long *out)
+{
+    int overflow;
+
+    if (!PyLong_Check(arg) || PyBool_Check(arg)) {
+        repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                      "Provided %s must be an int, not %.100s", what,
+                      Py_TYPE(arg)->tp_name);
+        return -1;
+    }
+    /* An int subclass is read by value: no __index__ runs. */
+    long value = PyLong_AsLongAndOverflow(arg, &overflow);
+    if (value == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow != 0 || value < min || value > max) {
+        repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                      "Provided %s is not valid! Value: %S", what, arg);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+int
+repynet_arg_port(repynet_state *state, PyObject *arg, const char *what,
+                 uint16_t *out)
+{
+    long port;
+    if (repynet_arg_long(state, arg, what, 1, 65535, &port) < 0)
+        return -1;
+    *out = (uint16_t)port;
+    return 0;
+}
+
+int
+repynet_arg_timeout(repynet_state *state, PyObject *arg, double *out)
+{
+    double value;
+
+    if (PyFloat_Check(arg)) {
+        value = PyFloat_AS_DOUBLE(arg);
+    }
+    else if (PyLong_Check(arg) && !PyBool_Check(arg)) {
+        value = PyLong_AsDouble(arg);
+        if (value == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            value = Py_HUGE_VAL; /* too large to be finite */
+        }
+    }
+    else {
+        repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                      "Provided timeout must be an int or float, not %.100s",
+                      Py_TYPE(arg)->tp_name);
+        return -1;
+    }
+    if (!isfinite(value) || value <= 0.0) {
+        repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                      "Provided timeout is not valid, must be positive and "
+                      "finite! Timeout: %R", arg);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+int
+repynet_arg_data(repynet_state *state, PyObject *arg, int text,
+                 Py_buffer *view)
+{
+    if (PyUnicode_Check(arg)) {
+        if (!text) {
+            repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                          "Provided message must be bytes-like, not str "
+                          "(str is accepted in text mode)");
+            return -1;
+        }
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(arg) < 0)
+            return -1;
+#endif
+        if (PyUnicode_KIND(arg) != PyUnicode_1BYTE_KIND) {
+            repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                          "Provided message has a character above U+00FF; "
+                          "text mode sends one byte a character");
+            return -1;
+        }
+        /* Compact 1-byte strings hold exactly their latin-1 bytes. */
+        memset(view, 0, sizeof(*view));
+        view->buf = PyUnicode_1BYTE_DATA(arg);
+        view->len = PyUnicode_GET_LENGTH(arg);
+        return 0;
+    }
+    if (!PyObject_CheckBuffer(arg)) {
+        repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                      "Provided message must be bytes-like, not %.100s",
+                      Py_TYPE(arg)->tp_name);
+        return -1;
+    }
+    if (PyObject_GetBuffer(arg, view, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                      "Provided message must be a contiguous bytes-like "
+                      "object");
+        return -1;
+    }
+    return 0;
+}
+
+void
+repynet_release_data(Py_buffer *view)
+{
+    if (view->obj != NULL)
+        PyBuffer_Release(view);
+}
+
+PyObject *
+repynet_data_result(const char *buf, size_t len, int text)
+{
+    if (text)
+        return PyUnicode_DecodeLatin1(buf, (Py_ssize_t)len, NULL);
+    return PyBytes_FromStringAndSize(buf, (Py_ssize_t)len);
+}
+
+PyObject *
+repynet_format_address(repynet_state *state, const rn_addr_t *addr)
+{
+    char text[RN_ADDR_FORMAT_SIZE];
+    int len = rn_addr_format(addr, text, sizeof(text));
+    if (len < 0)
+        return repynet_raise_chained(state, REPYNET_EXC_INTERNAL, len,
+                                     "inet_ntop");
+    return PyUnicode_FromStringAndSize(text, len);
+}
+
 /* _parse_address(text) -> (family, canonical text); for tests. */
 static PyObject *
 parse_address(PyObject *module, PyObject *arg)
 {
     repynet_state *state = repynet_get_state(module);
-    char text[RN_ADDR_FORMAT_SIZE];
     rn_addr_t addr;
 
     int family = repynet_arg_address(state, arg, "address", &addr);
     if (family < 0)
         return NULL;
-    int len = rn_addr_format(&addr, text, sizeof(text));
-    if (len < 0)
-        return repynet_raise_chained(state, REPYNET_EXC_INTERNAL, len,
-                                     "inet_ntop");
-    return Py_BuildValue("(is#)", family, text, (Py_ssize_t)len);
+    PyObject *canonical = repynet_format_address(state, &addr);
+    if (canonical == NULL)
+        return NULL;
+    return Py_BuildValue("(iN)", family, canonical);
 }
 
 static PyMethodDef args_methods[] = {

@@ -36,8 +36,65 @@ from .errors import (  # the 27 documented Repy names, listed once in errors.__a
     InternalRepyError,
 )
 
+from ._repynet import NetworkAPI, TCPServerSocket, TCPSocket, UDPServerSocket
+from .ipv6 import ipv6_names
+
 __version__ = "0.1.0"
 
 _repynet._register_exceptions(errors)
 
-__all__ = [*errors.__all__, "InternalRepyError"]
+V2_NAMES = (
+    "gethostbyname",
+    "getmyip",
+    "sendmessage",
+    "listenformessage",
+    "openconnection",
+    "listenforconnection",
+)
+
+
+def api_namespace(text=False):
+    """The twelve V2 network names bound to a new NetworkAPI(text) object.
+
+    Text mode (``text=True``) is what Repy programs use: payloads are
+    ``str``, one character a byte; sockets remember the mode they were made
+    in, so a bytes-mode and a text-mode user can share a process.
+    """
+    api = NetworkAPI(text=text)
+    names = {name: getattr(api, name) for name in V2_NAMES}
+    names.update(ipv6_names(api))
+    return names
+
+
+# The library API: bytes in, bytes out, no Python frame between the caller
+# and C (these are bound methods of a C object).
+_bytes_api = NetworkAPI(text=False)
+gethostbyname = _bytes_api.gethostbyname
+getmyip = _bytes_api.getmyip
+sendmessage = _bytes_api.sendmessage
+listenformessage = _bytes_api.listenformessage
+openconnection = _bytes_api.openconnection
+listenforconnection = _bytes_api.listenforconnection
+getAddripv6 = _bytes_api.getAddripv6
+getmyip_ipv6 = _bytes_api.getmyip_ipv6
+sendmessage_ipv6 = _bytes_api.sendmessage
+listenformessage_ipv6 = _bytes_api.listenformessage
+openconnection_ipv6 = _bytes_api.openconnection
+listenforconnection_ipv6 = _bytes_api.listenforconnection
+
+__all__ = [
+    *errors.__all__,
+    "InternalRepyError",
+    *V2_NAMES,
+    "getAddripv6",
+    "getmyip_ipv6",
+    "sendmessage_ipv6",
+    "listenformessage_ipv6",
+    "openconnection_ipv6",
+    "listenforconnection_ipv6",
+    "NetworkAPI",
+    "TCPSocket",
+    "TCPServerSocket",
+    "UDPServerSocket",
+    "api_namespace",
+]

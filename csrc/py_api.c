@@ -1,0 +1,769 @@
+/*
+ * py_api.c: the network calls of Repy V2 (spec section 2, D19-D27).
+ *
+ * NetworkAPI(text=False) is an object whose methods are the calls; its
+ * mode is what the sockets it makes inherit (D1/D2), so a bytes-mode and a
+ * text-mode user work side by side.  repynet's module-level functions are
+ * the bound methods of a bytes-mode instance.  Checks run in the spec's
+ * order: argument types, argument values, permissions (ResourceForbidden),
+ * rate waits, then the syscalls, whose errors go through the one errno
+ * table (py_errors.c).
+ */
+#include "_repynet.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+/* --- shared steps ------------------------------------------------------------ */
+
+static int
+check_str(repynet_state *state, PyObject *arg, const char *what)
+{
+    if (PyUnicode_Check(arg))
+        return 0;
+    repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                  "Provided %s must be a str, not %.100s", what,
+                  Py_TYPE(arg)->tp_name);
+    return -1;
+}
+
+static int
+check_int(repynet_state *state, PyObject *arg, const char *what)
+{
+    if (PyLong_Check(arg) && !PyBool_Check(arg))
+        return 0;
+    repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                  "Provided %s must be an int, not %.100s", what,
+                  Py_TYPE(arg)->tp_name);
+    return -1;
+}
+
+/* The local end every listen/connect/send names: (localip, localport). */
+typedef struct {
+    rn_addr_t addr;
+    uint16_t port;
+} endpoint_args;
+
+/* Steps shared by the listen calls: types, values, IP and port permission. */
+static int
+listen_args(repynet_state *state, PyObject *const *args, int tcp,
+            endpoint_args *local)
+{
+    if (check_str(state, args[0], "localip") < 0 ||
+        check_int(state, args[1], "localport") < 0 ||
+        repynet_arg_address(state, args[0], "localip", &local->addr) < 0 ||
+        repynet_arg_port(state, args[1], "localport", &local->port) < 0 ||
+        repynet_check_localip(state, &local->addr, args[0]) < 0 ||
+        repynet_check_port(state, tcp, local->port) < 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * Rules U, C1 and C2 with D15: what a bind/listen/connect EADDRINUSE or
+ * EADDRNOTAVAIL means, judged from our tables first and the OS listings
+ * second.  key's remote end is zero unless connecting.  Returns NULL.
+ */
+static PyObject *
+raise_conflict(repynet_state *state, int tcp, int connecting, int err,
+               const rn_tuple_t *key)
+{
+    err = err < 0 ? -err : err;
+    if (!tcp) {
+        if (rn_table_local_conflict(state->udp_listeners, key) ||
+            rn_os_udp_find(key) == 1)
+            return repynet_raise(state, REPYNET_EXC_ALREADY_LISTENING,
+                                 "A UDP listener already holds this local "
+                                 "address and port");
+        return repynet_raise(state, REPYNET_EXC_CLEANUP_IN_PROGRESS,
+                             "The local port is in use by a socket that is "
+                             "being cleaned up");
+    }
+    if (connecting && (rn_table_lookup(state->tcp_conns, key) != NULL ||
+                       rn_os_tcp_find(key, RN_TCP_ACTIVE, true) == 1))
+        return repynet_raise(state, REPYNET_EXC_DUPLICATE_TUPLE,
+                             "This (localip, localport, destip, destport) "
+                             "tuple is already connected");
+    if (err == EADDRINUSE) {
+        if (rn_table_local_conflict(state->tcp_listeners, key) ||
+            rn_os_tcp_find(key, RN_TCP_STATE(RN_TCP_LISTEN), false) == 1)
+            return repynet_raise(state, REPYNET_EXC_ALREADY_LISTENING,
+                                 "A TCP listener already holds this local "
+                                 "address and port");
+        return repynet_raise(state, REPYNET_EXC_CLEANUP_IN_PROGRESS,
+                             "The local port is in use by a socket that is "
+                             "being cleaned up");
+    }
+    if (connecting &&
+        rn_os_tcp_find(key, RN_TCP_STATE(RN_TCP_TIME_WAIT), true) == 1)
+        return repynet_raise(state, REPYNET_EXC_CLEANUP_IN_PROGRESS,
+                             "This tuple is still in TIME_WAIT");
+    return repynet_raise(state, REPYNET_EXC_ADDRESS_BINDING,
+                         "Cannot bind to the local IP: it is not an address "
+                         "of this host");
+}
+
+/* Raises the Repy exception for err in call, resolving conflicts. */
+static PyObject *
+raise_setup_error(repynet_state *state, repynet_call_t call, int err,
+                  const rn_tuple_t *key, const char *syscall)
+{
+    if (repynet_errno_class(call, err) == REPYNET_EXC_CONFLICT)
+        return raise_conflict(state, call != REPYNET_CALL_LISTEN_UDP,
+                              call == REPYNET_CALL_CONNECT, err, key);
+    return repynet_raise_errno(state, call, err, syscall);
+}
+
+static PyObject *
+family_mismatch(repynet_state *state)
+{
+    return repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                         "Provided localip and destip are of different "
+                         "address families");
+}
+
+/* --- name resolution --------------------------------------------------------- */
+
+/* A string of digits and dots only (D25: never sent to the resolver). */
+static int
+all_digits_and_dots(const char *text, Py_ssize_t len)
+{
+    for (Py_ssize_t i = 0; i < len; i++)
+        if ((text[i] < '0' || text[i] > '9') && text[i] != '.')
+            return 0;
+    return 1;
+}
+
+static PyObject *
+address_error(repynet_state *state, PyObject *name, const char *why)
+{
+    return repynet_raise(state, REPYNET_EXC_NETWORK_ADDRESS,
+                         "Cannot resolve %R: %s", name, why);
+}
+
+/*
+ * Resolves name to the addresses of family, in resolver order without
+ * duplicates (D12, D17): a new list of str.  Literals are returned as
+ * given without a query.
+ */
+static PyObject *
+resolve(repynet_state *state, PyObject *name, sa_family_t family)
+{
+    PyObject *encoded = NULL, *result = NULL;
+    struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *infos = NULL;
+    Py_ssize_t len;
+    rn_addr_t literal;
+
+    const char *text = PyUnicode_AsUTF8AndSize(name, &len);
+    if (text == NULL) {
+        PyErr_Clear();
+        return address_error(state, name, "not a valid host name");
+    }
+    if (len > 0 && len <= RN_ADDR_TEXT_MAX &&
+        rn_addr_parse(text, (size_t)len, &literal) == family)
+        return Py_BuildValue("[O]", name);
+    if (family == AF_INET && all_digits_and_dots(text, len)) {
+        struct in_addr dotted;
+        if (rn_ipv4_parse_dotted(text, (size_t)len, &dotted) == 0)
+            return Py_BuildValue("[O]", name);
+        return address_error(state, name, "not a dotted-decimal address");
+    }
+    if (family == AF_INET6 && (all_digits_and_dots(text, len) ||
+                               memchr(text, ':', (size_t)len))) {
+        return address_error(state, name, "not an IPv6 address");
+    }
+    if (family == AF_INET && memchr(text, ':', (size_t)len)) {
+        return address_error(state, name, "not an IPv4 address");
+    }
+    /* The resolver takes ASCII: IDNA-encode other names (D17). */
+    encoded = PyUnicode_AsEncodedString(name, "idna", NULL);
+    if (encoded == NULL) {
+        PyErr_Clear();
+        return address_error(state, name, "not a valid host name");
+    }
+    const char *host = PyBytes_AS_STRING(encoded);
+    if (strlen(host) != (size_t)PyBytes_GET_SIZE(encoded)) {
+        address_error(state, name, "embedded NUL");
+        goto done;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = getaddrinfo(host, NULL, &hints, &infos);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        address_error(state, name, gai_strerror(rc));
+        goto done;
+    }
+    result = PyList_New(0);
+    if (result == NULL)
+        goto done;
+    for (struct addrinfo *ai = infos; ai; ai = ai->ai_next) {
+        rn_addr_t addr;
+        uint16_t port;
+        if (rn_addr_from_sockaddr(ai->ai_addr, ai->ai_addrlen, &addr, &port) < 0)
+            continue;
+        PyObject *text_addr = repynet_format_address(state, &addr);
+        if (text_addr == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        int seen = PySequence_Contains(result, text_addr);
+        if (seen < 0 || (!seen && PyList_Append(result, text_addr) < 0)) {
+            Py_DECREF(text_addr);
+            Py_CLEAR(result);
+            goto done;
+        }
+        Py_DECREF(text_addr);
+    }
+    if (PyList_GET_SIZE(result) == 0) {
+        Py_CLEAR(result);
+        address_error(state, name, "no address of that family");
+    }
+done:
+    if (infos)
+        freeaddrinfo(infos);
+    Py_XDECREF(encoded);
+    return result;
+}
+
+/* Name lookups always charge the network rates, up front (spec 6.3). */
+static int
+charge_lookup(repynet_state *state, double send, double recv)
+{
+    if (repynet_charge_send(state, 0, send) < 0)
+        return -1;
+    return repynet_charge_recv(state, 0, recv);
+}
+
+static PyObject *
+api_gethostbyname(NetworkApiObject *self, PyObject *const *args,
+                  Py_ssize_t nargs, PyObject *kwnames)
+{
+    repynet_state *state = self->state;
+    if (repynet_check_arity(state, "gethostbyname", nargs, kwnames, 1) < 0 ||
+        check_str(state, args[0], "name") < 0 ||
+        charge_lookup(state, 1024.0, 4096.0) < 0)
+        return NULL;
+    if (PyUnicode_GET_LENGTH(args[0]) == 0)
+        return PyUnicode_FromString("0.0.0.0");
+    /* An IPv6 literal is accepted like an IPv4 one (D21). */
+    rn_addr_t literal;
+    Py_ssize_t len;
+    const char *text = PyUnicode_AsUTF8AndSize(args[0], &len);
+    if (text != NULL && rn_addr_parse(text, (size_t)len, &literal) == AF_INET6)
+        return Py_NewRef(args[0]);
+    PyErr_Clear();
+    PyObject *all = resolve(state, args[0], AF_INET);
+    if (all == NULL)
+        return NULL;
+    PyObject *first = Py_NewRef(PyList_GET_ITEM(all, 0));
+    Py_DECREF(all);
+    return first;
+}
+
+static PyObject *
+api_getaddripv6(NetworkApiObject *self, PyObject *const *args,
+                Py_ssize_t nargs, PyObject *kwnames)
+{
+    repynet_state *state = self->state;
+    if (repynet_check_arity(state, "getAddripv6", nargs, kwnames, 1) < 0 ||
+        check_str(state, args[0], "name") < 0 ||
+        charge_lookup(state, 1024.0, 4096.0) < 0)
+        return NULL;
+    return resolve(state, args[0], AF_INET6);
+}
+
+/* --- getmyip (D19, D27) ---------------------------------------------------------- */
+
+/* The source address the kernel would use toward probe: 0, or -errno.
+ * A UDP connect sends no packet. */
+static int
+route_source(const rn_addr_t *probe, rn_addr_t *source)
+{
+    uint16_t port;
+    int fd = socket(probe->family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = rn_tcp_connect_start(fd, probe, 80);
+    if (rc == 0)
+        rc = rn_sock_local(fd, source, &port);
+    close(fd);
+    return rc < 0 ? rc : 0;
+}
+
+static PyObject *
+getmyip_family(repynet_state *state, sa_family_t family, PyObject *probes)
+{
+    if (charge_lookup(state, 256.0, 128.0) < 0)
+        return NULL;
+    PyObject *preferred = repynet_preferred_ip(state, family);
+    if (preferred != NULL || PyErr_Occurred())
+        return preferred;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(probes); i++) {
+        rn_addr_t probe, source;
+        Py_ssize_t len;
+        const char *text = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(probes, i), &len);
+        if (text == NULL || rn_addr_parse(text, (size_t)len, &probe) != family) {
+            PyErr_Clear();
+            continue;
+        }
+        if (route_source(&probe, &source) < 0 || rn_addr_is_loopback(&source) ||
+            rn_addr_is_any(&source))
+            continue;
+        return repynet_format_address(state, &source);
+    }
+    return repynet_raise(state, REPYNET_EXC_INTERNET_CONNECTIVITY,
+                         "Cannot detect a connection to the Internet.");
+}
+
+static PyObject *
+api_getmyip(NetworkApiObject *self, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames)
+{
+    if (repynet_check_arity(self->state, "getmyip", nargs, kwnames, 0) < 0)
+        return NULL;
+    return getmyip_family(self->state, AF_INET, self->state->probes_v4);
+}
+
+static PyObject *
+api_getmyip_ipv6(NetworkApiObject *self, PyObject *const *args,
+                 Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (repynet_check_arity(self->state, "getmyip_ipv6", nargs, kwnames, 0) < 0)
+        return NULL;
+    return getmyip_family(self->state, AF_INET6, self->state->probes_v6);
+}
+
+/* --- sendmessage (spec 2.3) --------------------------------------------------------- */
+
+/* Waits, GIL released, until fd is writable; -1 with an exception on a
+ * signal. */
+static int
+wait_writable(int fd)
+{
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = rn_wait_fd(fd, POLLOUT, 1000);
+    Py_END_ALLOW_THREADS
+    if (rc == -EINTR)
+        return PyErr_CheckSignals();
+    return 0;
+}
+
+static PyObject *
+api_sendmessage(NetworkApiObject *self, PyObject *const *args,
+                Py_ssize_t nargs, PyObject *kwnames)
+{
+    repynet_state *state = self->state;
+    endpoint_args dest, local;
+    Py_buffer view = {.obj = NULL};
+    PyObject *result = NULL;
+    int fd = -1, temporary = 0;
+
+    if (repynet_check_arity(state, "sendmessage", nargs, kwnames, 5) < 0 ||
+        check_str(state, args[0], "destip") < 0 ||
+        check_str(state, args[3], "localip") < 0 ||
+        check_int(state, args[1], "destport") < 0 ||
+        check_int(state, args[4], "localport") < 0 ||
+        repynet_arg_data(state, args[2], self->text, &view) < 0)
+        return NULL;
+    if (repynet_arg_address(state, args[0], "destip", &dest.addr) < 0 ||
+        repynet_arg_address(state, args[3], "localip", &local.addr) < 0 ||
+        repynet_arg_port(state, args[1], "destport", &dest.port) < 0 ||
+        repynet_arg_port(state, args[4], "localport", &local.port) < 0)
+        goto done;
+    if (dest.port == local.port && rn_addr_equal(&dest.addr, &local.addr)) {
+        repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                      "Local and destination address and port are the same");
+        goto done;
+    }
+    if (repynet_check_localip(state, &local.addr, args[3]) < 0 ||
+        repynet_check_port(state, 0, local.port) < 0)
+        goto done;
+    if (view.len > RN_UDP_MAX_PAYLOAD) {
+        repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                      "Provided message is too long: %zd bytes, the limit "
+                      "is %d", view.len, RN_UDP_MAX_PAYLOAD);
+        goto done;
+    }
+    int loopback = rn_addr_is_loopback(&dest.addr);
+    if (repynet_charge_send(state, loopback, 0.0) < 0)
+        goto done;
+
+    /* Replies reach a listener on the same pair: send from it (spec 2.3). */
+    rn_tuple_t key;
+    rn_tuple_local(&key, &local.addr, local.port);
+    PyObject *listener = rn_table_lookup(state->udp_listeners, &key);
+    if (listener != NULL) {
+        fd = repynet_udp_listener_fd(listener);
+    }
+    else {
+        fd = rn_udp_bound(&local.addr, local.port);
+        if (fd < 0) {
+            raise_setup_error(state, REPYNET_CALL_SENDMESSAGE, fd, &key, "bind");
+            goto done;
+        }
+        temporary = 1;
+    }
+    if (local.addr.family != dest.addr.family) {
+        family_mismatch(state);
+        goto done;
+    }
+    /* D11: the outsocket is held only while the call runs. */
+    if (temporary &&
+        repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
+        goto done;
+    }
+    ssize_t sent;
+    for (;;) {
+        sent = rn_sendto(fd, view.buf, (size_t)view.len, &dest.addr, dest.port);
+        if (sent >= 0 ||
+            repynet_errno_class(REPYNET_CALL_SENDMESSAGE, (int)sent) != REPYNET_EXC_RETRY)
+            break;
+        if (wait_writable(fd) < 0)
+            break;
+    }
+    if (temporary)
+        rn_counter_release(&state->resources->outsockets);
+    if (PyErr_Occurred())
+        goto done;
+    if (sent < 0) {
+        repynet_raise_errno(state, REPYNET_CALL_SENDMESSAGE, (int)sent, "sendto");
+        goto done;
+    }
+    if (repynet_charge_send(state, loopback, 64.0 + (double)sent) < 0)
+        goto done;
+    result = PyLong_FromSsize_t(sent);
+done:
+    if (temporary)
+        close(fd);
+    repynet_release_data(&view);
+    return result;
+}
+
+/* --- listeners (spec 2.4, 2.6) ------------------------------------------------------ */
+
+static PyObject *
+listen_on(NetworkApiObject *self, PyObject *const *args, Py_ssize_t nargs,
+          PyObject *kwnames, int tcp)
+{
+    repynet_state *state = self->state;
+    endpoint_args local;
+    rn_tuple_t key;
+    repynet_call_t call = tcp ? REPYNET_CALL_LISTEN_TCP : REPYNET_CALL_LISTEN_UDP;
+
+    if (repynet_check_arity(state, tcp ? "listenforconnection" : "listenformessage",
+                            nargs, kwnames, 2) < 0 ||
+        listen_args(state, args, tcp, &local) < 0)
+        return NULL;
+    rn_tuple_local(&key, &local.addr, local.port);
+    int fd = tcp ? rn_tcp_bound(&local.addr, local.port)
+                 : rn_udp_bound(&local.addr, local.port);
+    if (fd < 0)
+        return raise_setup_error(state, call, fd, &key, "bind");
+    /* D26: binding errors win over ResourceExhaustedError. */
+    if (repynet_acquire(state, &state->resources->insockets, "insockets") < 0) {
+        close(fd);
+        return NULL;
+    }
+    if (tcp) {
+        int rc = rn_tcp_listen(fd, state->resources->backlog);
+        if (rc < 0) {
+            close(fd);
+            rn_counter_release(&state->resources->insockets);
+            return raise_setup_error(state, call, rc, &key, "listen");
+        }
+    }
+    PyObject *server = repynet_server_new(state, tcp, fd, self->text, &key);
+    if (server == NULL)
+        rn_counter_release(&state->resources->insockets);
+    return server;
+}
+
+static PyObject *
+api_listenformessage(NetworkApiObject *self, PyObject *const *args,
+                     Py_ssize_t nargs, PyObject *kwnames)
+{
+    return listen_on(self, args, nargs, kwnames, 0);
+}
+
+static PyObject *
+api_listenforconnection(NetworkApiObject *self, PyObject *const *args,
+                        Py_ssize_t nargs, PyObject *kwnames)
+{
+    return listen_on(self, args, nargs, kwnames, 1);
+}
+
+/* --- openconnection (spec 2.5) ------------------------------------------------------ */
+
+/* Seconds between connect attempts after a recoverable error (spec 2.5). */
+#define REPYNET_CONNECT_RETRY 0.2
+
+/*
+ * Binds and connects until connected or the deadline: the fd, or -1 with
+ * an exception set.
+ */
+static int
+connect_until(repynet_state *state, const rn_tuple_t *key, double timeout)
+{
+    double deadline = rn_now() + timeout;
+    for (;;) {
+        int fd = rn_tcp_bound(&key->local.addr, key->local.port);
+        if (fd < 0) {
+            raise_setup_error(state, REPYNET_CALL_CONNECT, fd, key, "bind");
+            return -1;
+        }
+        /* D21: the bind proved localip is ours; only now is a mismatch an
+         * argument error. */
+        if (key->local.addr.family != key->remote.addr.family) {
+            close(fd);
+            family_mismatch(state);
+            return -1;
+        }
+        int rc = rn_tcp_connect_start(fd, &key->remote.addr, key->remote.port);
+        while (rc == 1) {
+            double left = deadline - rn_now();
+            if (left <= 0.0)
+                break;
+            Py_BEGIN_ALLOW_THREADS
+            rc = rn_wait_fd(fd, POLLOUT, (int)(left * 1000.0) + 1);
+            Py_END_ALLOW_THREADS
+            if (rc == -EINTR) {
+                if (PyErr_CheckSignals() < 0) {
+                    close(fd);
+                    return -1;
+                }
+                rc = 1;
+            }
+            else if (rc == 1) {
+                rc = rn_tcp_connect_result(fd);
+            }
+            else if (rc == 0) {
+                rc = 1; /* poll timed out: the loop checks the deadline */
+            }
+        }
+        if (rc == 0)
+            return fd;
+        close(fd);
+        if (rc == 1)
+            break;
+        repynet_exc_t exc = repynet_errno_class(REPYNET_CALL_CONNECT, rc);
+        if (exc != REPYNET_EXC_RETRY) {
+            raise_setup_error(state, REPYNET_CALL_CONNECT, rc, key, "connect");
+            return -1;
+        }
+        double pause = deadline - rn_now();
+        if (pause <= 0.0)
+            break;
+        if (pause > REPYNET_CONNECT_RETRY)
+            pause = REPYNET_CONNECT_RETRY;
+        struct timespec ts = {0, (long)(pause * 1e9)};
+        Py_BEGIN_ALLOW_THREADS
+        nanosleep(&ts, NULL);
+        Py_END_ALLOW_THREADS
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
+    repynet_raise(state, REPYNET_EXC_TIMEOUT, "Connection timed out!");
+    return -1;
+}
+
+static PyObject *
+api_openconnection(NetworkApiObject *self, PyObject *const *args,
+                   Py_ssize_t nargs, PyObject *kwnames)
+{
+    repynet_state *state = self->state;
+    rn_tuple_t key;
+    double timeout;
+
+    memset(&key, 0, sizeof(key));
+    if (repynet_check_arity(state, "openconnection", nargs, kwnames, 5) < 0 ||
+        check_str(state, args[0], "destip") < 0 ||
+        check_str(state, args[2], "localip") < 0 ||
+        check_int(state, args[1], "destport") < 0 ||
+        check_int(state, args[3], "localport") < 0)
+        return NULL;
+    if ((!PyFloat_Check(args[4]) && !PyLong_Check(args[4])) || PyBool_Check(args[4]))
+        return repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                             "Provided timeout must be an int or float, not "
+                             "%.100s", Py_TYPE(args[4])->tp_name);
+    if (repynet_arg_address(state, args[0], "destip", &key.remote.addr) < 0 ||
+        repynet_arg_address(state, args[2], "localip", &key.local.addr) < 0 ||
+        repynet_arg_port(state, args[1], "destport", &key.remote.port) < 0 ||
+        repynet_arg_port(state, args[3], "localport", &key.local.port) < 0 ||
+        repynet_arg_timeout(state, args[4], &timeout) < 0)
+        return NULL;
+    if (key.local.port == key.remote.port &&
+        rn_addr_equal(&key.local.addr, &key.remote.addr))
+        return repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                             "Local and destination address and port are the same");
+    if (repynet_check_localip(state, &key.local.addr, args[2]) < 0 ||
+        repynet_check_port(state, 1, key.local.port) < 0)
+        return NULL;
+    int loopback = rn_addr_is_loopback(&key.remote.addr);
+    if (repynet_charge_send(state, loopback, 0.0) < 0 ||
+        repynet_charge_recv(state, loopback, 0.0) < 0)
+        return NULL;
+    int fd = connect_until(state, &key, timeout);
+    if (fd < 0)
+        return NULL;
+    /* D26: connect errors win over ResourceExhaustedError; the peer sees
+     * a connection that is then dropped, as in the original. */
+    if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
+        rn_sock_close(fd);
+        return NULL;
+    }
+    PyObject *sock = repynet_tcp_socket_new(state, fd, self->text, &key);
+    if (sock == NULL) {
+        rn_counter_release(&state->resources->outsockets);
+        return NULL;
+    }
+    if (repynet_charge_send(state, loopback, 128.0) < 0 ||
+        repynet_charge_recv(state, loopback, 64.0) < 0) {
+        Py_DECREF(sock); /* releases the fd, its entry and its outsocket */
+        return NULL;
+    }
+    return sock;
+}
+
+/* --- the NetworkAPI type -------------------------------------------------------------- */
+
+static PyObject *
+api_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"text", NULL};
+    int text = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:NetworkAPI", keywords, &text))
+        return NULL;
+    repynet_state *state = repynet_state_from_type(type);
+    if (state == NULL)
+        return NULL;
+    NetworkApiObject *self = (NetworkApiObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->state = state;
+    self->text = text;
+    return (PyObject *)self;
+}
+
+static void
+api_dealloc(NetworkApiObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+static PyObject *
+api_get_text(NetworkApiObject *self, void *closure)
+{
+    return PyBool_FromLong(self->text);
+}
+
+#define API_METHOD(name, fn, doc) \
+    {name, (PyCFunction)(void (*)(void))(fn), METH_FASTCALL | METH_KEYWORDS, doc}
+
+static PyMethodDef api_methods[] = {
+    API_METHOD("gethostbyname", api_gethostbyname,
+               "gethostbyname(name) -> str: an IPv4 address of name."),
+    API_METHOD("getAddripv6", api_getaddripv6,
+               "getAddripv6(name) -> list of str: the IPv6 addresses of name."),
+    API_METHOD("getmyip", api_getmyip,
+               "getmyip() -> str: the local IPv4 address with a route out."),
+    API_METHOD("getmyip_ipv6", api_getmyip_ipv6,
+               "getmyip_ipv6() -> str: the local IPv6 address with a route out."),
+    API_METHOD("sendmessage", api_sendmessage,
+               "sendmessage(destip, destport, message, localip, localport) -> int."),
+    API_METHOD("listenformessage", api_listenformessage,
+               "listenformessage(localip, localport) -> UDPServerSocket."),
+    API_METHOD("openconnection", api_openconnection,
+               "openconnection(destip, destport, localip, localport, timeout) "
+               "-> TCPSocket."),
+    API_METHOD("listenforconnection", api_listenforconnection,
+               "listenforconnection(localip, localport) -> TCPServerSocket."),
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef api_getset[] = {
+    {"text", (getter)api_get_text, NULL,
+     "True when data is str (one character a byte) instead of bytes.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot api_slots[] = {
+    {Py_tp_new, api_new},
+    {Py_tp_dealloc, api_dealloc},
+    {Py_tp_methods, api_methods},
+    {Py_tp_getset, api_getset},
+    {Py_tp_doc, "NetworkAPI(text=False): the Repy V2 network calls.\n\n"
+                "In text mode (text=True) payloads are str, one character a "
+                "byte, and sockets made by this object inherit the mode."},
+    {0, NULL},
+};
+
+static PyType_Spec api_spec = {
+    .name = "repynet.NetworkAPI",
+    .basicsize = sizeof(NetworkApiObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = api_slots,
+};
+
+/* _set_probe_addresses(v4, v6): where getmyip looks for a route (D19). */
+static PyObject *
+set_probe_addresses(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    repynet_state *state = repynet_get_state(module);
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_set_probe_addresses(v4, v6)");
+        return NULL;
+    }
+    PyObject *v4 = PySequence_Tuple(args[0]);
+    PyObject *v6 = v4 ? PySequence_Tuple(args[1]) : NULL;
+    if (v6 == NULL) {
+        Py_XDECREF(v4);
+        return NULL;
+    }
+    Py_XSETREF(state->probes_v4, v4);
+    Py_XSETREF(state->probes_v6, v6);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+get_probe_addresses(PyObject *module, PyObject *unused)
+{
+    repynet_state *state = repynet_get_state(module);
+    return Py_BuildValue("(OO)", state->probes_v4, state->probes_v6);
+}
+
+static PyMethodDef api_module_methods[] = {
+    {"_set_probe_addresses", (PyCFunction)(void (*)(void))set_probe_addresses,
+     METH_FASTCALL, "Set the getmyip probe addresses (v4, v6)."},
+    {"_probe_addresses", get_probe_addresses, METH_NOARGS,
+     "The getmyip probe addresses (v4, v6)."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+repynet_api_exec(PyObject *module)
+{
+    repynet_state *state = repynet_get_state(module);
+    /* The original's stable probe addresses (spec 2.2, 7.3). */
+    state->probes_v4 = Py_BuildValue("(ssss)", "18.7.22.69", "171.67.216.8",
+                                     "169.229.131.81", "140.142.12.202");
+    state->probes_v6 = Py_BuildValue(
+        "(sssss)", "2404:6800:4009:806::200e", "2001:4998:58:c02::a9",
+        "2607:f6d0:0:925a::ab43:d7c8", "2607:f140:0:82::10",
+        "2607:f010:2e8:228::ff:fe00:152");
+    if (state->probes_v4 == NULL || state->probes_v6 == NULL)
+        return -1;
+    state->api_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &api_spec, NULL);
+    if (state->api_type == NULL)
+        return -1;
+    if (PyModule_AddObjectRef(module, "NetworkAPI", (PyObject *)state->api_type) < 0)
+        return -1;
+    return PyModule_AddFunctions(module, api_module_methods);
+}

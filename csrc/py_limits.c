@@ -1,0 +1,474 @@
+/*
+ * py_limits.c: the restrictions in force, the charges of spec 6.3 and the
+ * local-address policy of spec 4.3.
+ *
+ * The numbers live in the core (rn_limits.c); this file decides which
+ * bucket a call charges, sleeps with the GIL released and no lock held
+ * while a rate is over its limit, and turns refusals into Repy exceptions.
+ */
+#include "_repynet.h"
+
+#include <errno.h>
+#include <ifaddrs.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* --- rates ---------------------------------------------------------------- */
+
+static int
+sleep_released(double seconds)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    Py_BEGIN_ALLOW_THREADS
+    /* An EINTR returns early; the caller recomputes and sleeps again. */
+    clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+    Py_END_ALLOW_THREADS
+    return PyErr_CheckSignals();
+}
+
+static int
+charge(repynet_state *state, rn_rate_t *rate, const char *name, double amount)
+{
+    if (rate->limit <= 0.0) {
+        repynet_raise(state, REPYNET_EXC_RESOURCE_FORBIDDEN,
+                      "Resource '%s' is restricted to 0", name);
+        return -1;
+    }
+    double wait = rn_rate_charge(rate, amount, rn_now());
+    while (wait > 0.0) {
+        if (sleep_released(wait) < 0)
+            return -1;
+        wait = rn_rate_charge(rate, 0.0, rn_now());
+    }
+    return 0;
+}
+
+int
+repynet_charge_send(repynet_state *state, int loopback, double amount)
+{
+    repynet_resources *r = state->resources;
+    if (loopback)
+        return charge(state, &r->loopsend, "loopsend", amount);
+    return charge(state, &r->netsend, "netsend", amount);
+}
+
+int
+repynet_charge_recv(repynet_state *state, int loopback, double amount)
+{
+    repynet_resources *r = state->resources;
+    if (loopback)
+        return charge(state, &r->looprecv, "looprecv", amount);
+    return charge(state, &r->netrecv, "netrecv", amount);
+}
+
+/* --- ports and counts ---------------------------------------------------- */
+
+int
+repynet_check_port(repynet_state *state, int tcp, uint16_t port)
+{
+    repynet_resources *r = state->resources;
+    rn_portset_t *allowed = tcp ? &r->connport : &r->messport;
+    if (!rn_portset_contains(allowed, port)) {
+        repynet_raise(state, REPYNET_EXC_RESOURCE_FORBIDDEN,
+                      "Provided localport is not allowed: resource '%s %u' "
+                      "is not granted", tcp ? "connport" : "messport",
+                      (unsigned)port);
+        return -1;
+    }
+    rn_portset_add(tcp ? &r->connport_used : &r->messport_used, port);
+    return 0;
+}
+
+int
+repynet_acquire(repynet_state *state, rn_counter_t *counter, const char *name)
+{
+    if (rn_counter_acquire(counter) < 0) {
+        repynet_raise(state, REPYNET_EXC_RESOURCE_EXHAUSTED,
+                      "Resource '%s' limit exceeded", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- local-address policy (spec 4.3) --------------------------------------- */
+
+static int
+bindable(const rn_addr_t *addr)
+{
+    int fd = rn_udp_bound(addr, 0);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
+static int
+append_unique(rn_addr_t *list, size_t *count, size_t max, const rn_addr_t *addr)
+{
+    for (size_t i = 0; i < *count; i++)
+        if (rn_addr_equal(&list[i], addr))
+            return 0;
+    if (*count == max)
+        return 0;
+    list[(*count)++] = *addr;
+    return 0;
+}
+
+static void
+append_interface(const char *name, rn_addr_t *list, size_t *count, size_t max)
+{
+    struct ifaddrs *all, *ifa;
+    if (getifaddrs(&all) < 0)
+        return;
+    for (ifa = all; ifa; ifa = ifa->ifa_next) {
+        rn_addr_t addr;
+        uint16_t port;
+        if (ifa->ifa_addr == NULL || strcmp(ifa->ifa_name, name) != 0)
+            continue;
+        socklen_t len = ifa->ifa_addr->sa_family == AF_INET6
+                            ? sizeof(struct sockaddr_in6)
+                            : sizeof(struct sockaddr_in);
+        if (rn_addr_from_sockaddr(ifa->ifa_addr, len, &addr, &port) == 0)
+            append_unique(list, count, max, &addr);
+    }
+    freeifaddrs(all);
+}
+
+#define REPYNET_PREFERRED_MAX 64
+
+/*
+ * The allow-list as of now: the preferences expanded in order, kept only
+ * where a UDP socket can bind, then 127.0.0.1 and ::1.  Returns the count.
+ */
+static size_t
+preferred_addresses(repynet_state *state, rn_addr_t *out)
+{
+    size_t count = 0, kept = 0;
+    Py_ssize_t n = PyList_GET_SIZE(state->ip_preferences);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *entry = PyList_GET_ITEM(state->ip_preferences, i);
+        const char *kind = PyUnicode_AsUTF8(PyTuple_GET_ITEM(entry, 0));
+        Py_ssize_t len;
+        const char *text = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(entry, 1), &len);
+        rn_addr_t addr;
+        if (strcmp(kind, "ip") == 0) {
+            if (rn_addr_parse(text, (size_t)len, &addr) >= 0)
+                append_unique(out, &count, REPYNET_PREFERRED_MAX, &addr);
+        }
+        else {
+            append_interface(text, out, &count, REPYNET_PREFERRED_MAX);
+        }
+    }
+    for (size_t i = 0; i < count; i++)
+        if (bindable(&out[i]))
+            out[kept++] = out[i];
+    rn_addr_t loopback;
+    rn_addr_parse("127.0.0.1", 9, &loopback);
+    append_unique(out, &kept, REPYNET_PREFERRED_MAX, &loopback);
+    rn_addr_parse("::1", 3, &loopback);
+    append_unique(out, &kept, REPYNET_PREFERRED_MAX, &loopback);
+    return kept;
+}
+
+int
+repynet_check_localip(repynet_state *state, const rn_addr_t *addr,
+                      PyObject *arg)
+{
+    rn_addr_t allowed[REPYNET_PREFERRED_MAX];
+    if (state->ip_preferences == NULL || !state->nootherips)
+        return 0;
+    size_t count = preferred_addresses(state, allowed);
+    for (size_t i = 0; i < count; i++)
+        if (rn_addr_equal(&allowed[i], addr))
+            return 0;
+    repynet_raise(state, REPYNET_EXC_RESOURCE_FORBIDDEN,
+                  "Provided localip is not allowed! IP: %R", arg);
+    return -1;
+}
+
+/* The first preferred address of a family, or NULL (no exception) when
+ * preferences are off.  Used by getmyip. */
+PyObject *
+repynet_preferred_ip(repynet_state *state, sa_family_t family)
+{
+    rn_addr_t allowed[REPYNET_PREFERRED_MAX];
+    if (state->ip_preferences == NULL)
+        return NULL;
+    size_t count = preferred_addresses(state, allowed);
+    for (size_t i = 0; i < count; i++)
+        if (allowed[i].family == family)
+            return repynet_format_address(state, &allowed[i]);
+    return NULL;
+}
+
+/* --- Python-visible configuration ---------------------------------------- */
+
+static int
+read_ports(PyObject *limits, const char *key, rn_portset_t *out)
+{
+    PyObject *ports = PyDict_GetItemString(limits, key); /* borrowed */
+    if (ports == NULL) {
+        PyErr_Format(PyExc_KeyError, "restrictions lack %s", key);
+        return -1;
+    }
+    PyObject *iter = PyObject_GetIter(ports), *item;
+    if (iter == NULL)
+        return -1;
+    rn_portset_clear(out);
+    while ((item = PyIter_Next(iter)) != NULL) {
+        long port = PyLong_Check(item) ? PyLong_AsLong(item) : -1;
+        Py_DECREF(item);
+        if (rn_portset_add(out, port) < 0) {
+            Py_DECREF(iter);
+            PyErr_Format(PyExc_ValueError, "%s holds a value that is not a "
+                         "port number (an int in 1..65535)", key);
+            return -1;
+        }
+    }
+    Py_DECREF(iter);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static int
+read_number(PyObject *limits, const char *key, int integer, double *out)
+{
+    PyObject *value = PyDict_GetItemString(limits, key); /* borrowed */
+    if (value == NULL) {
+        PyErr_Format(PyExc_KeyError, "restrictions lack %s", key);
+        return -1;
+    }
+    if (integer ? !PyLong_Check(value) || PyBool_Check(value)
+                : !PyFloat_Check(value) && !PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be %s", key,
+                     integer ? "an int" : "a number");
+        return -1;
+    }
+    *out = PyFloat_AsDouble(value);
+    if (*out == -1.0 && PyErr_Occurred())
+        return -1;
+    if (isnan(*out) || *out < 0.0 || (integer && *out > (double)LONG_MAX)) {
+        PyErr_Format(PyExc_ValueError, "%s must be a non-negative number", key);
+        return -1;
+    }
+    return 0;
+}
+
+/* _apply_restrictions(limits): see repynet/restrictions.py for the keys. */
+static PyObject *
+apply_restrictions(PyObject *module, PyObject *limits)
+{
+    repynet_state *state = repynet_get_state(module);
+    repynet_resources *r = state->resources;
+    static rn_portset_t connport, messport;
+    static const char *const rate_names[4] = {"netsend", "netrecv", "loopsend",
+                                              "looprecv"};
+    static const char *const count_names[3] = {"insockets", "outsockets",
+                                                "events"};
+    double rates[4], counts[3];
+
+    if (!PyDict_Check(limits)) {
+        PyErr_SetString(PyExc_TypeError, "limits must be a dict");
+        return NULL;
+    }
+    /* Read everything first: a refused dict changes nothing. */
+    if (read_ports(limits, "connport", &connport) < 0 ||
+        read_ports(limits, "messport", &messport) < 0)
+        return NULL;
+    for (int i = 0; i < 4; i++)
+        if (read_number(limits, rate_names[i], 0, &rates[i]) < 0)
+            return NULL;
+    for (int i = 0; i < 3; i++)
+        if (read_number(limits, count_names[i], 1, &counts[i]) < 0)
+            return NULL;
+
+    r->connport = connport;
+    r->messport = messport;
+    double now = rn_now();
+    rn_rate_reset(&r->netsend, rates[0], now);
+    rn_rate_reset(&r->netrecv, rates[1], now);
+    rn_rate_reset(&r->loopsend, rates[2], now);
+    rn_rate_reset(&r->looprecv, rates[3], now);
+    rn_counter_set_limit(&r->insockets, (long)counts[0]);
+    rn_counter_set_limit(&r->outsockets, (long)counts[1]);
+    rn_counter_set_limit(&r->events, (long)counts[2]);
+    r->backlog = counts[1] > 0 ? (int)fmin(counts[1], SOMAXCONN)
+                               : RN_TCP_DEFAULT_BACKLOG;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+port_set(const rn_portset_t *ports)
+{
+    PyObject *set = PySet_New(NULL);
+    if (set == NULL)
+        return NULL;
+    for (long port = 1; port <= 65535; port++) {
+        if (!rn_portset_contains(ports, port))
+            continue;
+        PyObject *value = PyLong_FromLong(port);
+        if (value == NULL || PySet_Add(set, value) < 0) {
+            Py_XDECREF(value);
+            Py_DECREF(set);
+            return NULL;
+        }
+        Py_DECREF(value);
+    }
+    return set;
+}
+
+/* _usage() -> the network part of getresources()'s usage dict. */
+static PyObject *
+usage(PyObject *module, PyObject *unused)
+{
+    repynet_resources *r = repynet_get_state(module)->resources;
+    return Py_BuildValue(
+        "{s:l,s:l,s:l,s:d,s:d,s:d,s:d,s:N,s:N}",
+        "insockets", rn_counter_used(&r->insockets),
+        "outsockets", rn_counter_used(&r->outsockets),
+        "events", rn_counter_used(&r->events),
+        "netsend", rn_rate_consumed(&r->netsend),
+        "netrecv", rn_rate_consumed(&r->netrecv),
+        "loopsend", rn_rate_consumed(&r->loopsend),
+        "looprecv", rn_rate_consumed(&r->looprecv),
+        "connport", port_set(&r->connport_used),
+        "messport", port_set(&r->messport_used));
+}
+
+static PyObject *
+event_acquire(PyObject *module, PyObject *unused)
+{
+    repynet_state *state = repynet_get_state(module);
+    if (repynet_acquire(state, &state->resources->events, "events") < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+event_release(PyObject *module, PyObject *unused)
+{
+    rn_counter_release(&repynet_get_state(module)->resources->events);
+    Py_RETURN_NONE;
+}
+
+/* _set_ip_preferences(entries, nootherips): spec 4.3; entries None = off. */
+static PyObject *
+set_ip_preferences(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    repynet_state *state = repynet_get_state(module);
+    PyObject *entries;
+
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_set_ip_preferences(entries, nootherips)");
+        return NULL;
+    }
+    int nootherips = PyObject_IsTrue(args[1]);
+    if (nootherips < 0)
+        return NULL;
+    if (args[0] == Py_None) {
+        Py_CLEAR(state->ip_preferences);
+        state->nootherips = 0;
+        Py_RETURN_NONE;
+    }
+    entries = PySequence_List(args[0]);
+    if (entries == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(entries); i++) {
+        PyObject *entry = PyList_GET_ITEM(entries, i);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(entry, 1)) ||
+            (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 0), "ip") != 0 &&
+             PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 0), "iface") != 0)) {
+            Py_DECREF(entries);
+            PyErr_SetString(PyExc_TypeError,
+                            "entries are ('ip', text) or ('iface', name) tuples");
+            return NULL;
+        }
+        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 0), "ip") == 0) {
+            rn_addr_t addr;
+            if (repynet_arg_address(state, PyTuple_GET_ITEM(entry, 1), "--ip",
+                                    &addr) < 0) {
+                Py_DECREF(entries);
+                return NULL;
+            }
+        }
+    }
+    Py_XSETREF(state->ip_preferences, entries);
+    state->nootherips = nootherips;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef limits_methods[] = {
+    {"_apply_restrictions", apply_restrictions, METH_O,
+     "Put restrictions in force (a dict; see repynet.restrictions)."},
+    {"_usage", usage, METH_NOARGS, "The network usage counters."},
+    {"_event_acquire", event_acquire, METH_NOARGS,
+     "Take one 'events' item or raise ResourceExhaustedError."},
+    {"_event_release", event_release, METH_NOARGS, "Give one 'events' item back."},
+    {"_set_ip_preferences", (PyCFunction)(void (*)(void))set_ip_preferences,
+     METH_FASTCALL, "Set the local-address preferences (spec 4.3)."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+repynet_limits_init(repynet_state *state)
+{
+    repynet_resources *r = PyMem_Calloc(1, sizeof(*r));
+    if (r == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    double now = rn_now();
+    /* Nothing is allowed until repynet applies its restrictions. */
+    rn_counter_init(&r->insockets, 0);
+    rn_counter_init(&r->outsockets, 0);
+    rn_counter_init(&r->events, 0);
+    rn_rate_init(&r->netsend, 0.0, now);
+    rn_rate_init(&r->netrecv, 0.0, now);
+    rn_rate_init(&r->loopsend, 0.0, now);
+    rn_rate_init(&r->looprecv, 0.0, now);
+    r->backlog = RN_TCP_DEFAULT_BACKLOG;
+    state->resources = r;
+    state->tcp_conns = rn_table_new();
+    state->tcp_listeners = rn_table_new();
+    state->udp_listeners = rn_table_new();
+    if (!state->tcp_conns || !state->tcp_listeners || !state->udp_listeners) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+void
+repynet_limits_free(repynet_state *state)
+{
+    repynet_resources *r = state->resources;
+    if (r != NULL) {
+        rn_counter_destroy(&r->insockets);
+        rn_counter_destroy(&r->outsockets);
+        rn_counter_destroy(&r->events);
+        rn_rate_destroy(&r->netsend);
+        rn_rate_destroy(&r->netrecv);
+        rn_rate_destroy(&r->loopsend);
+        rn_rate_destroy(&r->looprecv);
+        PyMem_Free(r);
+        state->resources = NULL;
+    }
+    rn_table_free(state->tcp_conns);
+    rn_table_free(state->tcp_listeners);
+    rn_table_free(state->udp_listeners);
+    state->tcp_conns = state->tcp_listeners = state->udp_listeners = NULL;
+}
+
+int
+repynet_limits_exec(PyObject *module)
+{
+    if (repynet_limits_init(repynet_get_state(module)) < 0)
+        return -1;
+    return PyModule_AddFunctions(module, limits_methods);
+}

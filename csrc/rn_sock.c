@@ -1,0 +1,321 @@
+/*
+ * rn_sock.c: socket set-up, I/O and the /proc/net listings (rn_sock.h).
+ */
+#include "rn.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int
+open_socket(sa_family_t family, int type)
+{
+    int fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (family == AF_INET6) {
+        int one = 1;
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) {
+            int err = errno;
+            close(fd);
+            return -err;
+        }
+    }
+    return fd;
+}
+
+static int
+set_int_option(int fd, int level, int name, int value)
+{
+    if (setsockopt(fd, level, name, &value, sizeof(value)) < 0)
+        return -errno;
+    return 0;
+}
+
+static int
+bind_to(int fd, const rn_addr_t *addr, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = rn_addr_to_sockaddr(addr, port, &ss);
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+        return -errno;
+    return 0;
+}
+
+int
+rn_tcp_bound(const rn_addr_t *addr, uint16_t port)
+{
+    int rc, fd = open_socket(addr->family, SOCK_STREAM);
+    if (fd < 0)
+        return fd;
+    if ((rc = set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0 ||
+        (rc = bind_to(fd, addr, port)) < 0 ||
+        /* Before listen/connect, so window scaling is negotiated for them
+         * and accepted sockets inherit them. */
+        (rc = set_int_option(fd, SOL_SOCKET, SO_RCVBUF, RN_TCP_BUFFER_SIZE)) < 0 ||
+        (rc = set_int_option(fd, SOL_SOCKET, SO_SNDBUF, RN_TCP_BUFFER_SIZE)) < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int
+rn_tcp_listen(int fd, int backlog)
+{
+    if (listen(fd, backlog) < 0)
+        return -errno;
+    return 0;
+}
+
+int
+rn_tcp_connect_start(int fd, const rn_addr_t *addr, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = rn_addr_to_sockaddr(addr, port, &ss);
+    int rc;
+    do {
+        rc = connect(fd, (struct sockaddr *)&ss, len);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0)
+        return 0;
+    if (errno == EINPROGRESS)
+        return 1;
+    return -errno;
+}
+
+int
+rn_tcp_connect_result(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -errno;
+    return -err;
+}
+
+int
+rn_tcp_accept(int fd, rn_addr_t *peer, uint16_t *peer_port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int conn = accept4(fd, (struct sockaddr *)&ss, &len,
+                       SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (conn < 0)
+        return -errno;
+    int rc = rn_addr_from_sockaddr((struct sockaddr *)&ss, len, peer, peer_port);
+    if (rc < 0) {
+        close(conn);
+        return rc;
+    }
+    return conn;
+}
+
+int
+rn_udp_bound(const rn_addr_t *addr, uint16_t port)
+{
+    int rc, fd = open_socket(addr->family, SOCK_DGRAM);
+    if (fd < 0)
+        return fd;
+    if ((rc = bind_to(fd, addr, port)) < 0 ||
+        (rc = set_int_option(fd, SOL_SOCKET, SO_RCVBUF, RN_UDP_BUFFER_SIZE)) < 0 ||
+        (rc = set_int_option(fd, SOL_SOCKET, SO_SNDBUF, RN_UDP_BUFFER_SIZE)) < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+ssize_t
+rn_recv(int fd, void *buf, size_t len)
+{
+    ssize_t n;
+    do {
+        n = recv(fd, buf, len, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+ssize_t
+rn_send(int fd, const void *buf, size_t len)
+{
+    ssize_t n;
+    do {
+        n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+int
+rn_peer_closed(int fd)
+{
+    char byte;
+    ssize_t n;
+    do {
+        n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0)
+        return 1;
+    if (n > 0 || errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
+    return -errno;
+}
+
+ssize_t
+rn_sendto(int fd, const void *buf, size_t len, const rn_addr_t *addr,
+          uint16_t port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = rn_addr_to_sockaddr(addr, port, &ss);
+    ssize_t n;
+    do {
+        n = sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+                   (struct sockaddr *)&ss, sslen);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+ssize_t
+rn_recvfrom(int fd, void *buf, size_t len, rn_addr_t *from,
+            uint16_t *from_port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    ssize_t n;
+    do {
+        n = recvfrom(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&ss,
+                     &sslen);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    int rc = rn_addr_from_sockaddr((struct sockaddr *)&ss, sslen, from,
+                                   from_port);
+    return rc < 0 ? rc : n;
+}
+
+int
+rn_wait_fd(int fd, short events, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int rc = poll(&pfd, 1, timeout_ms);
+    if (rc < 0)
+        return -errno;
+    return rc > 0;
+}
+
+int
+rn_sock_local(int fd, rn_addr_t *addr, uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    return rn_addr_from_sockaddr((struct sockaddr *)&ss, len, addr, port);
+}
+
+void
+rn_sock_close(int fd)
+{
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
+/* --- /proc/net ---------------------------------------------------------- */
+
+/* Parses "HEXADDR:HEXPORT" as the kernel prints it (host-order words). */
+static int
+parse_proc_endpoint(const char *text, sa_family_t family, rn_endpoint_t *out)
+{
+    unsigned words[4] = {0};
+    unsigned port;
+    memset(out, 0, sizeof(*out));
+    out->addr.family = family;
+    if (family == AF_INET) {
+        if (sscanf(text, "%8x:%4x", &words[0], &port) != 2)
+            return -EINVAL;
+        memcpy(&out->addr.ip.v4, &words[0], 4);
+    }
+    else {
+        if (sscanf(text, "%8x%8x%8x%8x:%4x", &words[0], &words[1], &words[2],
+                   &words[3], &port) != 5)
+            return -EINVAL;
+        memcpy(&out->addr.ip.v6, words, 16);
+    }
+    out->port = (uint16_t)port;
+    return 0;
+}
+
+static bool
+local_matches(const rn_endpoint_t *listed, const rn_endpoint_t *wanted)
+{
+    if (listed->port != wanted->port ||
+        listed->addr.family != wanted->addr.family)
+        return false;
+    rn_addr_t listed_addr = listed->addr, wanted_addr = wanted->addr;
+    /* /proc has no scope ids; compare the addresses alone. */
+    listed_addr.scope_id = wanted_addr.scope_id = 0;
+    return rn_addr_equal(&listed_addr, &wanted_addr) ||
+           rn_addr_is_any(&listed_addr) || rn_addr_is_any(&wanted_addr);
+}
+
+static bool
+remote_matches(const rn_endpoint_t *listed, const rn_endpoint_t *wanted)
+{
+    rn_addr_t listed_addr = listed->addr, wanted_addr = wanted->addr;
+    listed_addr.scope_id = wanted_addr.scope_id = 0;
+    return listed->port == wanted->port &&
+           rn_addr_equal(&listed_addr, &wanted_addr);
+}
+
+static int
+scan_listing(const char *path, const rn_tuple_t *key, unsigned state_mask,
+             bool match_remote)
+{
+    char line[512], local[64], remote[64];
+    unsigned state;
+    int found = 0;
+    FILE *file = fopen(path, "re");
+    if (file == NULL)
+        return errno == ENOENT ? 0 : -errno;
+    if (fgets(line, sizeof(line), file) == NULL) { /* the header */
+        fclose(file);
+        return 0;
+    }
+    while (!found && fgets(line, sizeof(line), file)) {
+        rn_endpoint_t listed_local, listed_remote;
+        if (sscanf(line, " %*u: %63s %63s %x", local, remote, &state) != 3)
+            continue;
+        if (state >= 32 || !(state_mask & RN_TCP_STATE(state)))
+            continue;
+        if (parse_proc_endpoint(local, key->local.addr.family, &listed_local) < 0 ||
+            parse_proc_endpoint(remote, key->local.addr.family, &listed_remote) < 0)
+            continue;
+        if (!local_matches(&listed_local, &key->local))
+            continue;
+        if (match_remote && !remote_matches(&listed_remote, &key->remote))
+            continue;
+        found = 1;
+    }
+    fclose(file);
+    return found;
+}
+
+int
+rn_os_tcp_find(const rn_tuple_t *key, unsigned state_mask, bool match_remote)
+{
+    const char *path = key->local.addr.family == AF_INET6 ? "/proc/net/tcp6"
+                                                          : "/proc/net/tcp";
+    return scan_listing(path, key, state_mask, match_remote);
+}
+
+int
+rn_os_udp_find(const rn_tuple_t *key)
+{
+    const char *path = key->local.addr.family == AF_INET6 ? "/proc/net/udp6"
+                                                          : "/proc/net/udp";
+    /* UDP sockets are listed with state 7 (TCP_CLOSE) when unconnected. */
+    return scan_listing(path, key, ~0u, false);
+}

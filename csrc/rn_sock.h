@@ -1,0 +1,88 @@
+/*
+ * rn_sock.h: non-blocking TCP/UDP set-up and I/O for IPv4 and IPv6, and
+ * the reader of the OS socket listings (/proc/net/{tcp,tcp6,udp,udp6}).
+ *
+ * Every fd is created SOCK_CLOEXEC | SOCK_NONBLOCK; every IPv6 socket is
+ * IPV6_V6ONLY (D13).  Functions return >= 0 or -errno and close what they
+ * opened on failure.
+ */
+#ifndef RN_SOCK_H
+#define RN_SOCK_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "rn_addr.h"
+#include "rn_table.h"
+
+/*
+ * Buffer sizes (D22): the kernel doubles what is set, so each side keeps
+ * 256 KiB and a connection holds at most 512 KiB in flight (our send
+ * buffer plus the peer's receive buffer) before send would block.
+ */
+#define RN_TCP_BUFFER_SIZE (128 * 1024)
+#define RN_UDP_BUFFER_SIZE 66000
+#define RN_UDP_MAX_PAYLOAD 9216
+#define RN_TCP_DEFAULT_BACKLOG 5
+
+/* A socket of addr's family, bound to (addr, port), not yet listening:
+ * the fd, or -errno (bind's error for a bind failure). */
+int rn_tcp_bound(const rn_addr_t *addr, uint16_t port);
+/* listen(2) on a bound socket: 0 or -errno. */
+int rn_tcp_listen(int fd, int backlog);
+/* Starts a connect: 0 when connected at once, 1 when in progress, -errno. */
+int rn_tcp_connect_start(int fd, const rn_addr_t *addr, uint16_t port);
+/* The outcome of an in-progress connect once writable: 0 or -errno. */
+int rn_tcp_connect_result(int fd);
+/* accept4(2) with CLOEXEC | NONBLOCK: the new fd, or -errno. */
+int rn_tcp_accept(int fd, rn_addr_t *peer, uint16_t *peer_port);
+
+/* A UDP socket bound to (addr, port): the fd, or -errno. */
+int rn_udp_bound(const rn_addr_t *addr, uint16_t port);
+
+/* One non-blocking recv; 0 at orderly EOF. */
+ssize_t rn_recv(int fd, void *buf, size_t len);
+/* One non-blocking send (MSG_NOSIGNAL). */
+ssize_t rn_send(int fd, const void *buf, size_t len);
+/* 1 when the peer has closed and nothing is left to read, 0 otherwise,
+ * without consuming data; -errno for a socket error. */
+int rn_peer_closed(int fd);
+ssize_t rn_sendto(int fd, const void *buf, size_t len, const rn_addr_t *addr,
+                  uint16_t port);
+ssize_t rn_recvfrom(int fd, void *buf, size_t len, rn_addr_t *from,
+                    uint16_t *from_port);
+/* Waits until fd is ready for events (POLLIN/POLLOUT) or timeout_ms
+ * passes: 1 ready, 0 timed out, -errno (EINTR included). Blocks. */
+int rn_wait_fd(int fd, short events, int timeout_ms);
+/* Local address of a socket. */
+int rn_sock_local(int fd, rn_addr_t *addr, uint16_t *port);
+/* Shuts down the write side and closes; errors are ignored, fd is gone. */
+void rn_sock_close(int fd);
+
+/* --- OS socket listings ----------------------------------------------- */
+
+/* Linux TCP states as /proc/net/tcp numbers them. */
+enum {
+    RN_TCP_ESTABLISHED = 1,
+    RN_TCP_SYN_SENT = 2,
+    RN_TCP_TIME_WAIT = 6,
+    RN_TCP_CLOSE_WAIT = 8,
+    RN_TCP_LISTEN = 10,
+};
+#define RN_TCP_STATE(s) (1u << (s))
+#define RN_TCP_ACTIVE                                                     \
+    (RN_TCP_STATE(RN_TCP_ESTABLISHED) | RN_TCP_STATE(RN_TCP_CLOSE_WAIT) |  \
+     RN_TCP_STATE(RN_TCP_SYN_SENT))
+
+/*
+ * Whether the OS lists a TCP socket in one of the states of state_mask
+ * whose local end matches key's (wildcard-aware, D15) and, when
+ * match_remote, whose remote end equals key's.  1 found, 0 not, -errno.
+ */
+int rn_os_tcp_find(const rn_tuple_t *key, unsigned state_mask,
+                   bool match_remote);
+/* Whether the OS lists a UDP socket bound to key's local end
+ * (wildcard-aware).  1, 0 or -errno. */
+int rn_os_udp_find(const rn_tuple_t *key);
+
+#endif /* RN_SOCK_H */
