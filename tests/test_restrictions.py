@@ -1,0 +1,396 @@
+"""The restrictions file format, the in-code builder, and getresources().
+
+Parsing is pure Python and tested directly.  Putting restrictions in force
+and reading usage go through the C core; those tests restore the default
+afterwards so that the rest of the suite keeps its ports.
+"""
+
+import math
+import textwrap
+
+import pytest
+
+import repynet
+from repynet.restrictions import (
+    LIMIT_NAMES,
+    Restrictions,
+    RestrictionsError,
+)
+
+# The seven limits every file must give.
+REQUIRED = textwrap.dedent("""\
+    resource insockets 5
+    resource outsockets 6
+    resource netsend 1000
+    resource netrecv 2000
+    resource loopsend 3000
+    resource looprecv 4000
+    resource events 7
+    """)
+
+REQUIRED_VALUES = dict(insockets=5, outsockets=6, netsend=1000, netrecv=2000,
+                       loopsend=3000, looprecv=4000, events=7)
+
+
+def parse_error(text, path="r.txt"):
+    with pytest.raises(RestrictionsError) as caught:
+        Restrictions.parse(text, path)
+    return caught.value
+
+
+# --- the format -----------------------------------------------------------------
+
+
+def test_parse_reads_every_kind_of_value_with_its_type():
+    restrictions = Restrictions.parse(REQUIRED + textwrap.dedent("""\
+        resource cpu .10
+        resource memory 1000000
+        resource diskused 2000000
+        resource filewrite 1e6
+        resource fileread 12
+        resource filesopened 3
+        resource lograte 30000.5
+        resource random 100
+        resource connport 12345
+        resource messport 12346
+        """))
+    assert restrictions["cpu"] == 0.10 and type(restrictions["cpu"]) is float
+    assert restrictions["filewrite"] == 1e6 and type(restrictions["filewrite"]) is float
+    assert restrictions["fileread"] == 12.0 and type(restrictions["fileread"]) is float
+    assert restrictions["lograte"] == 30000.5
+    assert restrictions["netsend"] == 1000.0 and type(restrictions["netsend"]) is float
+    for name in ("memory", "diskused", "filesopened", "insockets", "outsockets", "events"):
+        assert type(restrictions[name]) is int, name
+    assert restrictions["memory"] == 1000000
+    assert restrictions["insockets"] == 5 and restrictions["events"] == 7
+    assert restrictions["connport"] == frozenset({12345})
+    assert restrictions["messport"] == frozenset({12346})
+
+
+def test_the_mapping_has_exactly_the_17_limit_names():
+    restrictions = Restrictions.parse(REQUIRED)
+    assert list(restrictions) == list(LIMIT_NAMES)
+    assert len(restrictions) == 17
+    assert set(LIMIT_NAMES) == {
+        "cpu", "memory", "diskused", "events", "filewrite", "fileread", "filesopened",
+        "insockets", "outsockets", "netsend", "netrecv", "loopsend", "looprecv",
+        "lograte", "random", "messport", "connport"}
+
+
+def test_absent_resources_are_zero_or_empty_with_the_right_type():
+    restrictions = Restrictions.parse(REQUIRED)
+    for name in ("cpu", "filewrite", "fileread", "lograte", "random"):
+        assert restrictions[name] == 0.0 and type(restrictions[name]) is float, name
+    for name in ("memory", "diskused", "filesopened"):
+        assert restrictions[name] == 0 and type(restrictions[name]) is int, name
+    assert restrictions["connport"] == frozenset()
+    assert restrictions["messport"] == frozenset()
+
+
+def test_port_lines_repeat_and_each_adds_one_port():
+    restrictions = Restrictions.parse(REQUIRED + textwrap.dedent("""\
+        resource connport 1
+        resource connport 65535
+        resource connport 1
+        resource messport 63100
+        resource messport 63101
+        """))
+    assert restrictions["connport"] == frozenset({1, 65535})
+    assert restrictions["messport"] == frozenset({63100, 63101})
+
+
+def test_comments_blank_lines_call_lines_and_crlf_are_accepted():
+    text = ("# a comment line\r\n"
+            "\r\n"
+            "   \t \r\n"
+            "call gethostbyname allow   # legacy V1 rule\r\n"
+            "call\r\n"
+            "resource insockets 5 # trailing comment\r\n"
+            "resource outsockets 6#no space before the hash\r\n"
+            + REQUIRED.replace("resource insockets 5\n", "")
+            .replace("resource outsockets 6\n", "").replace("\n", "\r\n"))
+    restrictions = Restrictions.parse(text)
+    assert restrictions["insockets"] == 5
+    assert restrictions["outsockets"] == 6
+    assert restrictions["events"] == 7
+
+
+def test_tokens_may_be_separated_by_any_whitespace():
+    restrictions = Restrictions.parse(REQUIRED.replace("resource insockets 5",
+                                                       "\tresource   insockets\t5  "))
+    assert restrictions["insockets"] == 5
+
+
+@pytest.mark.parametrize("token, value", [
+    ("12", 12.0), (".10", 0.10), ("1e6", 1e6), ("1E+2", 100.0), ("2.5e-1", 0.25),
+    ("0", 0.0), ("007", 7.0), ("3.", 3.0),
+])
+def test_decimal_values_accept_plain_decimals(token, value):
+    restrictions = Restrictions.parse(REQUIRED.replace("netsend 1000", f"netsend {token}"))
+    assert restrictions["netsend"] == value
+
+
+@pytest.mark.parametrize("token", [
+    "nan", "NaN", "inf", "-inf", "infinity", "1_000", "-1", "+5", "\u0661\u0662",
+    "0x10", "1e", ".", "e5", "1.2.3", "5,0",
+])
+def test_decimal_values_reject_anything_else(token):
+    error = parse_error(REQUIRED.replace("netsend 1000", f"netsend {token}"))
+    assert str(error) == f"r.txt:3: netsend must be a non-negative decimal number, got {token!r}"
+
+
+def test_a_decimal_too_large_for_a_float_is_an_error():
+    error = parse_error(REQUIRED.replace("looprecv 4000", "looprecv 1e999"))
+    assert str(error) == "r.txt:6: looprecv is too large, got '1e999'"
+
+
+@pytest.mark.parametrize("name", ["insockets", "outsockets", "events", "memory",
+                                  "diskused", "filesopened"])
+@pytest.mark.parametrize("token", ["5.0", "1e6", "-1", "+1", "1_000", "\u0661", "nan", "five"])
+def test_integer_values_reject_decimals_signs_and_odd_digits(name, token):
+    text = REQUIRED.replace(f"resource {name} ", f"resource {name}-old ") \
+        if name in REQUIRED_VALUES else REQUIRED
+    text = (f"resource {name} {token}\n" + text).replace(f"resource {name}-old", "#")
+    error = parse_error(text)
+    assert str(error) == f"r.txt:1: {name} must be a non-negative integer, got {token!r}"
+    assert error.line == 1
+
+
+def test_an_integer_above_a_c_long_is_an_error():
+    big = str(2**63)
+    error = parse_error(REQUIRED.replace("events 7", f"events {big}"))
+    assert str(error) == (f"r.txt:7: events is too large (at most {2**63 - 1}), "
+                          f"got {big!r}")
+    assert Restrictions.parse(REQUIRED.replace("events 7", f"events {2**63 - 1}"))[
+        "events"] == 2**63 - 1
+
+
+@pytest.mark.parametrize("token", ["0", "65536", "-5", "80.0", "1e3", "http"])
+def test_ports_must_be_1_to_65535(token):
+    error = parse_error(REQUIRED + f"resource connport {token}\n")
+    assert str(error) == f"r.txt:8: connport must be a port number from 1 to 65535, got {token!r}"
+
+
+def test_an_unknown_directive_is_an_error():
+    error = parse_error("# header\nresources insockets 5\n" + REQUIRED, "/etc/my.restrictions")
+    assert str(error) == ("/etc/my.restrictions:2: unknown directive 'resources' "
+                          "(expected 'resource' or 'call')")
+    assert error.path == "/etc/my.restrictions"
+    assert error.line == 2
+    assert error.reason == "unknown directive 'resources' (expected 'resource' or 'call')"
+
+
+@pytest.mark.parametrize("line, count", [
+    ("resource insockets", 2), ("resource", 1), ("resource insockets 5 6", 4),
+])
+def test_a_resource_line_needs_exactly_three_tokens(line, count):
+    error = parse_error(line + "\n" + REQUIRED)
+    assert str(error) == f"r.txt:1: expected 'resource NAME VALUE' (3 tokens), got {count} tokens"
+
+
+def test_an_unknown_resource_name_is_an_error():
+    error = parse_error(REQUIRED + "resource sockets 5\n")
+    assert str(error) == "r.txt:8: unknown resource 'sockets'"
+
+
+@pytest.mark.parametrize("name", ["insockets", "netsend", "cpu", "memory"])
+def test_repeating_a_non_port_resource_is_an_error(name):
+    text = REQUIRED + "resource cpu 1\nresource memory 10\n"
+    first_line = next(number for number, line in enumerate(text.splitlines(), 1)
+                      if line.split()[1] == name)
+    error = parse_error(text + f"resource {name} 5\n")
+    assert str(error) == (f"r.txt:10: resource {name!r} is given twice "
+                          f"(first on line {first_line})")
+
+
+def test_line_numbers_count_comment_and_blank_lines_and_crlf():
+    text = "# one\r\n\r\ncall x\r\n" + REQUIRED.replace("\n", "\r\n") + "bogus\r\n"
+    error = parse_error(text)
+    assert error.line == 11
+
+
+def test_a_vertical_tab_does_not_start_a_new_line_for_line_numbers():
+    # str.splitlines() would split here and shift every later line number.
+    error = parse_error("# a\x0bcomment\n" + REQUIRED + "bogus\n")
+    assert error.line == 9
+
+
+@pytest.mark.parametrize("missing", list(REQUIRED_VALUES))
+def test_a_missing_enforced_network_limit_is_an_error_naming_file_and_resource(missing):
+    text = "".join(line + "\n" for line in REQUIRED.splitlines()
+                   if line.split()[1] != missing)
+    error = parse_error(text, "limits.txt")
+    assert error.line is None
+    assert error.path == "limits.txt"
+    assert str(error) == f"limits.txt: missing resource {missing!r}, which repynet enforces"
+
+
+def test_every_missing_limit_is_named_in_the_error():
+    error = parse_error("resource insockets 5\n", "x")
+    assert str(error) == ("x: missing resources 'outsockets', 'netsend', 'netrecv', "
+                          "'loopsend', 'looprecv', 'events', which repynet enforces")
+
+
+def test_line_errors_win_over_missing_resources():
+    error = parse_error("resource insockets five\n")
+    assert str(error) == "r.txt:1: insockets must be a non-negative integer, got 'five'"
+
+
+def test_the_default_path_in_errors_is_string():
+    with pytest.raises(RestrictionsError) as caught:
+        Restrictions.parse("bogus\n")
+    assert str(caught.value).startswith("<string>:1: ")
+
+
+def test_from_file_reads_a_file_and_names_it_in_errors(tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text(REQUIRED + "resource connport 63100\n")
+    restrictions = Restrictions.from_file(good)
+    assert restrictions["connport"] == frozenset({63100})
+    assert restrictions.source == str(good)
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text(REQUIRED + "resource events 3\n")
+    with pytest.raises(RestrictionsError) as caught:
+        Restrictions.from_file(bad)
+    assert str(caught.value) == f"{bad}:8: resource 'events' is given twice (first on line 7)"
+
+
+def test_from_file_reports_an_unreadable_file(tmp_path):
+    missing = tmp_path / "nope.txt"
+    with pytest.raises(RestrictionsError) as caught:
+        Restrictions.from_file(missing)
+    assert str(caught.value) == f"{missing}: cannot read the file: No such file or directory"
+    assert caught.value.line is None
+
+
+def test_from_file_reports_invalid_utf8_with_its_line(tmp_path):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(REQUIRED.encode() + b"# caf\xe9\n")
+    with pytest.raises(RestrictionsError) as caught:
+        Restrictions.from_file(bad)
+    assert str(caught.value) == f"{bad}:8: not valid UTF-8"
+
+
+def test_restrictions_error_is_a_value_error():
+    assert issubclass(RestrictionsError, ValueError)
+    assert not issubclass(RestrictionsError, repynet.RepyException)
+
+
+# --- the default, the builder, immutability ------------------------------------------
+
+
+def test_the_default_is_seattles_restrictions_default():
+    default = Restrictions.default()
+    ports = frozenset(range(63100, 63200))
+    assert dict(default) == {
+        "cpu": 1.0, "memory": 100000000, "diskused": 100000000, "events": 1000,
+        "filewrite": 10000000.0, "fileread": 10000000.0, "filesopened": 5,
+        "insockets": 500, "outsockets": 500, "netsend": 300000000.0,
+        "netrecv": 300000000.0, "loopsend": 10000000.0, "looprecv": 10000000.0,
+        "lograte": 30000.0, "random": 100.0, "messport": ports, "connport": ports,
+    }
+    assert default.source == "<default>"
+
+
+def test_build_checks_values_and_fills_absent_resources():
+    built = Restrictions.build(connport=range(5000, 5003), messport=[7000], cpu=1,
+                               **REQUIRED_VALUES)
+    assert built["connport"] == frozenset({5000, 5001, 5002})
+    assert built["messport"] == frozenset({7000})
+    assert built["cpu"] == 1.0 and type(built["cpu"]) is float
+    assert built["netsend"] == 1000.0 and type(built["netsend"]) is float
+    assert built["insockets"] == 5 and type(built["insockets"]) is int
+    assert built["memory"] == 0 and built["random"] == 0.0
+    assert built == Restrictions.parse(
+        REQUIRED + "resource cpu 1\nresource messport 7000\n"
+        + "".join(f"resource connport {port}\n" for port in range(5000, 5003)))
+
+
+@pytest.mark.parametrize("name, value, reason", [
+    ("insockets", 5.0, "insockets must be a non-negative integer (at most 9223372036854775807), "
+                       "got 5.0"),
+    ("insockets", True, "insockets must be a non-negative integer (at most 9223372036854775807), "
+                        "got True"),
+    ("events", -1, "events must be a non-negative integer (at most 9223372036854775807), got -1"),
+    ("events", "5", "events must be a non-negative integer (at most 9223372036854775807), "
+                    "got '5'"),
+    ("netsend", math.nan, "netsend must be a finite non-negative number, got nan"),
+    ("netsend", math.inf, "netsend must be a finite non-negative number, got inf"),
+    ("netsend", -0.5, "netsend must be a finite non-negative number, got -0.5"),
+    ("netsend", 10**400, "netsend must be a finite non-negative number, got " + str(10**400)),
+    ("netsend", "1000", "netsend must be a non-negative decimal number, got '1000'"),
+    ("netsend", False, "netsend must be a non-negative decimal number, got False"),
+    ("connport", 63100, "connport must be an iterable of port numbers, got int"),
+    ("connport", "63100", "connport must be an iterable of port numbers, got str"),
+    ("connport", [0], "connport must hold port numbers from 1 to 65535, got 0"),
+    ("messport", [65536], "messport must hold port numbers from 1 to 65535, got 65536"),
+    ("messport", [True], "messport must hold port numbers from 1 to 65535, got True"),
+    ("messport", [80.0], "messport must hold port numbers from 1 to 65535, got 80.0"),
+    ("sockets", 5, "unknown resource 'sockets'"),
+])
+def test_build_rejects_bad_values_like_the_file_format(name, value, reason):
+    values = {**REQUIRED_VALUES, name: value}
+    with pytest.raises(RestrictionsError) as caught:
+        Restrictions.build(**values)
+    assert str(caught.value) == f"<build>: {reason}"
+    assert caught.value.line is None
+
+
+def test_build_requires_the_enforced_network_limits():
+    values = dict(REQUIRED_VALUES)
+    del values["looprecv"]
+    with pytest.raises(RestrictionsError) as caught:
+        Restrictions.build(**values)
+    assert str(caught.value) == "<build>: missing resource 'looprecv', which repynet enforces"
+
+
+def test_build_reads_the_plain_value_of_an_int_subclass():
+    class Sly(int):
+        def __int__(self):
+            return 10**6
+
+        def __index__(self):
+            return 10**6
+
+    built = Restrictions.build(**{**REQUIRED_VALUES, "insockets": Sly(3),
+                                  "connport": [Sly(63100)]})
+    assert built["insockets"] == 3 and type(built["insockets"]) is int
+    assert built["connport"] == frozenset({63100})
+    assert all(type(port) is int for port in built["connport"])
+
+
+def test_replace_makes_a_checked_copy():
+    default = Restrictions.default()
+    changed = default.replace(insockets=2, connport=[63150])
+    assert changed["insockets"] == 2
+    assert changed["connport"] == frozenset({63150})
+    assert changed["netsend"] == default["netsend"]
+    assert default["insockets"] == 500
+    with pytest.raises(RestrictionsError):
+        default.replace(insockets=-1)
+
+
+def test_restrictions_are_immutable():
+    restrictions = Restrictions.default()
+    with pytest.raises(AttributeError):
+        restrictions.insockets = 1
+    with pytest.raises(AttributeError):
+        restrictions._values = {}
+    with pytest.raises(TypeError):
+        restrictions["insockets"] = 1
+    with pytest.raises(TypeError):
+        Restrictions()
+    assert isinstance(restrictions["connport"], frozenset)
+
+
+def test_limits_returns_a_fresh_copy_each_time():
+    restrictions = Restrictions.default()
+    limits = restrictions.limits()
+    assert list(limits) == list(LIMIT_NAMES)
+    assert type(limits["connport"]) is set
+    limits["connport"].clear()
+    limits["insockets"] = 0
+    assert restrictions["insockets"] == 500
+    assert len(restrictions.limits()["connport"]) == 100
+    assert restrictions.limits()["connport"] is not restrictions.limits()["connport"]
