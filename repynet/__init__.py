@@ -43,6 +43,18 @@ __version__ = "0.1.0"
 
 _repynet._register_exceptions(errors)
 
+from . import restrictions  # noqa: E402 - needs the exceptions registered
+from .restrictions import (  # noqa: E402
+    Restrictions,
+    RestrictionsError,
+    current_restrictions,
+    getresources,
+    load_restrictions,
+    set_restrictions,
+)
+
+restrictions.apply_default()  # Seattle's restrictions.default is in force from import on
+
 V2_NAMES = (
     "gethostbyname",
     "getmyip",
@@ -97,4 +109,10 @@ __all__ = [
     "TCPServerSocket",
     "UDPServerSocket",
     "api_namespace",
+    "Restrictions",
+    "RestrictionsError",
+    "load_restrictions",
+    "set_restrictions",
+    "current_restrictions",
+    "getresources",
 ]
