@@ -2,6 +2,8 @@
 
 Commands:
   demo   a loopback self-check that prints one line and exits 0
+  run    run a Repy V2 program: python -m repynet run [OPTIONS] PROGRAM [ARG ...]
+         (run --help for its options)
 """
 
 import sys
@@ -13,8 +15,15 @@ def _demo(argv):
     return demo.main(argv)
 
 
+def _run(argv):
+    from . import runner
+
+    return runner.main(argv)
+
+
 COMMANDS = {
     "demo": _demo,
+    "run": _run,
 }
 
 

@@ -1,0 +1,338 @@
+"""One Repy V2 program's run: its namespace functions, threads and exit.
+
+The runner (``runner.py``) reads the command line; this module is what the
+program sees.  Every function put into the namespace checks its arguments
+the Repy way (spec 1.1): keyword arguments, a wrong number of arguments or
+a wrong type raise RepyArgumentError, never TypeError.
+
+Exit rules (issue 6):
+- the main code and every thread it started have finished: status 0;
+- ``exitall()`` in any thread: status 0 at once;
+- an uncaught exception in any thread: a traceback on stderr whose last
+  line is ``ClassName: message``, status 1 at once.
+Stopping "at once" is ``os._exit`` after flushing stdout and stderr, because
+Python cannot stop other threads, and Repy's threads cannot be joined.
+"""
+
+import builtins
+import itertools
+import math
+import os
+import sys
+import threading
+import time
+import traceback
+
+from . import _repynet, errors
+
+# The program's main code runs in a thread of this name (the real main
+# thread only supervises and receives SIGINT).
+MAIN_THREAD_NAME = "MainThread"
+# time.sleep() rejects very long intervals; longer sleeps loop.
+_LONGEST_SINGLE_SLEEP = 86400.0
+
+
+def _check_arguments(function_name, args, kwargs, count):
+    """Repy's wrapper rules 1 and 2: no keywords, exactly ``count`` positionals."""
+    if kwargs:
+        raise errors.RepyArgumentError(
+            f"{function_name}() takes no keyword arguments")
+    if len(args) != count:
+        raise errors.RepyArgumentError(
+            f"{function_name}() takes exactly {count} argument{'s' if count != 1 else ''} "
+            f"({len(args)} given)")
+
+
+def _seconds(value):
+    """A sleep duration: int or float (not bool), finite, >= 0; else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    # float.__float__ / int.__int__ read the exact value, never a subclass's
+    # override, so the value checked is the value used.
+    try:
+        seconds = float.__float__(value) if isinstance(value, float) \
+            else float(int.__int__(value))
+    except OverflowError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+class RepyLock:
+    """The object ``createlock()`` returns: ``acquire(blocking)`` and ``release()``.
+
+    Like Repy's lock it has no owner: any thread may release it.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+
+    def acquire(self, *args, **kwargs):
+        _check_arguments("acquire", args, kwargs, 1)
+        blocking = args[0]
+        if type(blocking) is not bool:
+            raise errors.RepyArgumentError(
+                f"acquire() needs a bool, got {type(blocking).__name__}")
+        return self._lock.acquire(blocking)
+
+    def release(self, *args, **kwargs):
+        _check_arguments("release", args, kwargs, 0)
+        try:
+            self._lock.release()
+        except builtins.RuntimeError:
+            raise errors.LockDoubleReleaseError(
+                "Releasing an un-locked lock!") from None
+
+
+class Program:
+    """The state one program's namespace functions share with the runner."""
+
+    def __init__(self, path, callargs, stdout=None, stderr=None):
+        self.path = path
+        self.callargs = list(callargs)
+        self._stdout = stdout if stdout is not None else sys.stdout
+        self._stderr = stderr if stderr is not None else sys.stderr
+        self._started_at = time.monotonic()
+        # log(): one soft-space state for all threads, behind one lock.
+        self._log_lock = threading.Lock()
+        self._softspace = False
+        # Program threads still running, the main code included.
+        self._live_lock = threading.Lock()
+        self._live = 0
+        self._all_finished = threading.Event()
+        self._thread_numbers = itertools.count(1)
+        # Taken once, by the first thread that ends the process.
+        self._exit_lock = threading.Lock()
+
+    # --- the namespace ----------------------------------------------------
+
+    def namespace(self, network_api):
+        """The program's globals: Repy built-ins, exceptions and the network API."""
+        names = {"__name__": "__main__", "__file__": self.path}
+        for name in errors.__all__:
+            names[name] = getattr(errors, name)
+        names.update(
+            log=self.log,
+            sleep=self.sleep,
+            createthread=self.createthread,
+            createlock=self.createlock,
+            getruntime=self.getruntime,
+            getthreadname=self.getthreadname,
+            exitall=self.exitall,
+        )
+        names.update(network_api)
+        names.update(
+            callargs=list(self.callargs),
+            # What repy.py sets: most V2 programs start with
+            # `if callfunc == 'initialize':` and keep state in mycontext.
+            callfunc="initialize",
+            mycontext={},
+        )
+        return names
+
+    def log(self, *args, **kwargs):
+        """Write each argument str()-ed, like Python 2's ``print x,``."""
+        if kwargs:
+            raise errors.RepyArgumentError("log() takes no keyword arguments")
+        texts = [str(arg) for arg in args]
+        with self._log_lock:
+            for text in texts:
+                if self._softspace:
+                    self._stdout.write(" ")
+                self._stdout.write(text)
+                # Python 2's rule: a string ending in whitespace other than a
+                # space (a newline, a tab) leaves no pending space.
+                last = text[-1:]
+                self._softspace = not (last.isspace() and last != " ")
+            # Written at once, so output interleaves as the threads ran and
+            # is not lost when another thread ends the process.
+            self._stdout.flush()
+
+    def sleep(self, *args, **kwargs):
+        """Sleep at least the given seconds (int or float, >= 0)."""
+        _check_arguments("sleep", args, kwargs, 1)
+        seconds = _seconds(args[0])
+        if seconds is None:
+            raise errors.RepyArgumentError(
+                f"sleep() needs a finite non-negative int or float, got {args[0]!r}")
+        deadline = time.monotonic() + seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, _LONGEST_SINGLE_SLEEP))
+
+    def createthread(self, *args, **kwargs):
+        """Run a function in a new thread; one ``events`` item while it runs."""
+        _check_arguments("createthread", args, kwargs, 1)
+        function = args[0]
+        if not callable(function):
+            raise errors.RepyArgumentError("Provided function is not callable!")
+        _repynet._event_acquire()
+        self._thread_started()
+        name = f"_EventThread{next(self._thread_numbers)}"
+        thread = threading.Thread(target=self._run_thread, args=(function,),
+                                  name=name, daemon=True)
+        try:
+            thread.start()
+        except builtins.RuntimeError as err:
+            self._thread_finished()
+            _repynet._event_release()
+            raise errors.ResourceExhaustedError(f"cannot start a thread: {err}") from None
+
+    def createlock(self, *args, **kwargs):
+        _check_arguments("createlock", args, kwargs, 0)
+        return RepyLock()
+
+    def getruntime(self, *args, **kwargs):
+        """Seconds since the program started (a float)."""
+        _check_arguments("getruntime", args, kwargs, 0)
+        return time.monotonic() - self._started_at
+
+    def getthreadname(self, *args, **kwargs):
+        _check_arguments("getthreadname", args, kwargs, 0)
+        return threading.current_thread().name
+
+    def exitall(self, *args, **kwargs):
+        """End the whole program now, with status 0."""
+        _check_arguments("exitall", args, kwargs, 0)
+        self.terminate(0)
+
+    # --- running ----------------------------------------------------------
+
+    def start(self, code, namespace):
+        """Run compiled program code with ``namespace`` as its globals.
+
+        The main code runs in its own thread and holds one ``events`` item
+        while it runs, as Repy's main thread does.
+        """
+        _repynet._event_acquire()
+        self._thread_started()
+        thread = threading.Thread(target=self._run_main, args=(code, namespace),
+                                  name=MAIN_THREAD_NAME, daemon=True)
+        thread.start()
+
+    def wait(self, poll_seconds=0.2):
+        """Block until every program thread has finished; returns 0.
+
+        The wait wakes up every ``poll_seconds`` so that the process's main
+        thread runs Python's SIGINT handler promptly even when the signal
+        was delivered to another thread.
+        """
+        while not self._all_finished.wait(poll_seconds):
+            pass
+        return 0
+
+    def _run_main(self, code, namespace):
+        try:
+            exec(code, namespace)
+        except builtins.SystemExit as exit_request:
+            self._exit_from(exit_request)
+        except BaseException as exc:  # noqa: B036 - any uncaught exception ends the program
+            self.fail(exc)
+        finally:
+            _repynet._event_release()
+            self._thread_finished()
+
+    def _run_thread(self, function):
+        try:
+            function()
+        except builtins.SystemExit as exit_request:
+            self._exit_from(exit_request)
+        except BaseException as exc:  # noqa: B036 - any uncaught exception ends the program
+            self.fail(exc)
+        finally:
+            _repynet._event_release()
+            self._thread_finished()
+
+    def _thread_started(self):
+        with self._live_lock:
+            self._live += 1
+
+    def _thread_finished(self):
+        with self._live_lock:
+            self._live -= 1
+            if self._live == 0:
+                self._all_finished.set()
+
+    # --- ending the process -----------------------------------------------
+
+    def fail(self, exc):
+        """Report an uncaught exception and end the process with status 1."""
+        self._exit_lock.acquire()
+        # The first frame is this module's own (exec or the thread wrapper).
+        report = format_uncaught(exc, skip_frames=1)
+        self._flush_stdout()
+        try:
+            self._stderr.write(report)
+        finally:
+            self._exit_now(1)
+
+    def terminate(self, status):
+        """Flush the output and end the process with ``status`` now."""
+        self._exit_lock.acquire()
+        self._flush_stdout()
+        self._exit_now(status)
+
+    def _exit_from(self, exit_request):
+        # sys.exit() in a program behaves as in Python: None is 0, an int is
+        # the status, anything else is printed and gives 1.
+        code = exit_request.code
+        if code is None:
+            self.terminate(0)
+        if isinstance(code, int) and not isinstance(code, bool):
+            self.terminate(code)
+        self._exit_lock.acquire()
+        self._flush_stdout()
+        try:
+            self._stderr.write(f"{code}\n")
+        finally:
+            self._exit_now(1)
+
+    def _flush_stdout(self):
+        # Wait briefly for a log() call in progress so that its output is
+        # whole; never forever, since exiting must not depend on a writer.
+        locked = self._log_lock.acquire(timeout=2.0)
+        try:
+            self._stdout.flush()
+        except (OSError, ValueError):
+            pass
+        finally:
+            if locked:
+                self._log_lock.release()
+
+    def _exit_now(self, status):
+        try:
+            self._stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os._exit(status)
+
+
+def format_uncaught(exc, skip_frames=0):
+    """A traceback whose exception line names the class without its module.
+
+    Python would print ``repynet.errors.ResourceForbiddenError: ...``; Repy
+    programs know the class as ``ResourceForbiddenError``.
+    """
+    tb = exc.__traceback__
+    for _ in range(skip_frames):
+        if tb is not None:
+            tb = tb.tb_next
+    report = traceback.TracebackException(type(exc), exc, tb)
+    lines = list(report.format())
+    only = list(report.format_exception_only())
+    if lines[-len(only):] == only:
+        lines = lines[:-len(only)]
+    exc_type = type(exc)
+    qualified = exc_type.__qualname__
+    if exc_type.__module__ not in ("__main__", "builtins"):
+        qualified = f"{exc_type.__module__}.{qualified}"
+    for line in only:
+        if line.startswith(qualified) and line[len(qualified):len(qualified) + 1] in (":", "\n"):
+            line = exc_type.__name__ + line[len(qualified):]
+        lines.append(line)
+    return "".join(lines)

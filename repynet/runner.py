@@ -1,0 +1,249 @@
+"""`python -m repynet run`: run a Repy V2 program on repynet.
+
+Command line (issue 6)::
+
+    python -m repynet run [OPTIONS] PROGRAM [OPTIONS] [--] [ARG ...]
+
+Options are read before PROGRAM and in the unbroken run of known options
+right after it; the first other token, or ``--``, starts the program's
+arguments (``callargs``), which are passed verbatim.  Before PROGRAM, ``--``
+ends the options and the next token is PROGRAM.
+
+Exit status: 0 when the program and its threads finish or it calls
+``exitall()``; 1 for an uncaught exception; 2 for a usage error, an
+unreadable program or a bad restrictions file; 130 on SIGINT.
+"""
+
+import signal
+import sys
+from dataclasses import dataclass, field
+
+from . import _program, _repynet, errors
+from .restrictions import Restrictions, RestrictionsError, set_restrictions
+
+USAGE = "usage: python -m repynet run [OPTIONS] PROGRAM [OPTIONS] [--] [ARG ...]"
+
+HELP = f"""{USAGE}
+
+Run a Repy V2 program (Python 3 syntax) with the Repy network API, log,
+sleep, createthread, createlock, getruntime, getthreadname, exitall,
+getresources and callargs in its namespace.
+
+options:
+  --restrictions FILE  the restrictions file to enforce (default: Seattle's
+                       restrictions.default, ports 63100-63199)
+  --api v2|v1          the Repy API the program is written for (default v2;
+                       v1 is not available yet)
+  --ip ADDR            a preferred local IP for getmyip and binding
+                       (repeatable; order gives preference)
+  --iface NAME         prefer the IPv4 addresses of an interface (repeatable)
+  --nootherips         allow binding only to the --ip/--iface addresses
+                       (127.0.0.1 stays allowed)
+  -h, --help           show this help and exit
+  --version            show the version and exit
+
+Exit status: 0 done or exitall(); 1 uncaught exception; 2 usage, unreadable
+program or bad restrictions file; 130 interrupted (SIGINT).
+
+Not a sandbox: the runner restricts the Repy network calls but does NOT
+confine Python code (`import socket` gets around it).  Confine untrusted
+programs by operating-system means: a separate user, a network namespace
+(unshare -n), seccomp, a container.
+"""
+
+_VALUE_OPTIONS = ("--restrictions", "--api", "--ip", "--iface")
+_FLAG_OPTIONS = ("--nootherips", "--help", "-h", "--version")
+_API_VERSIONS = ("v2", "v1")
+STATUS_USAGE = 2
+STATUS_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A command line that cannot be run."""
+
+
+@dataclass
+class Options:
+    program: str = None
+    callargs: list = field(default_factory=list)
+    restrictions: str = None
+    api: str = None
+    # ("ip", ADDR) and ("iface", NAME) in command-line order.
+    local_addresses: list = field(default_factory=list)
+    nootherips: bool = False
+    show_help: bool = False
+    show_version: bool = False
+
+
+def parse_command_line(argv):
+    """The Options of ``run``'s arguments; raises UsageError."""
+    options = Options()
+    index = 0
+    while index < len(argv) and options.program is None:
+        token = argv[index]
+        if token == "--":
+            if index + 1 < len(argv):
+                options.program = argv[index + 1]
+            index += 2
+            break
+        next_index = _take_option(argv, index, options)
+        if next_index is not None:
+            index = next_index
+        elif token.startswith("-") and token != "-":
+            raise UsageError(f"unknown option {token!r}")
+        else:
+            options.program = token
+            index += 1
+    # After PROGRAM: known options until the first other token or "--".
+    while options.program is not None and index < len(argv):
+        if argv[index] == "--":
+            index += 1
+            break
+        next_index = _take_option(argv, index, options)
+        if next_index is None:
+            break
+        index = next_index
+    options.callargs = list(argv[index:])
+    if options.program is None and not (options.show_help or options.show_version):
+        raise UsageError("no PROGRAM given")
+    return options
+
+
+def _take_option(argv, index, options):
+    """Applies the known option at argv[index]; the next index, or None."""
+    token = argv[index]
+    name, has_value, inline_value = token.partition("=") if token.startswith("--") \
+        else (token, "", "")
+    if name in _VALUE_OPTIONS:
+        if has_value:
+            value, next_index = inline_value, index + 1
+        elif index + 1 < len(argv):
+            value, next_index = argv[index + 1], index + 2
+        else:
+            raise UsageError(f"{name} needs a value")
+        _set_value_option(options, name, value)
+        return next_index
+    if name in _FLAG_OPTIONS and not has_value:
+        if name == "--nootherips":
+            options.nootherips = True
+        elif name == "--version":
+            options.show_version = True
+        else:
+            options.show_help = True
+        return index + 1
+    return None
+
+
+def _set_value_option(options, name, value):
+    if name == "--restrictions":
+        if options.restrictions is not None:
+            raise UsageError("--restrictions given twice")
+        options.restrictions = value
+    elif name == "--api":
+        if options.api is not None:
+            raise UsageError("--api given twice")
+        if value not in _API_VERSIONS:
+            raise UsageError(f"--api must be v2 or v1, got {value!r}")
+        options.api = value
+    elif name == "--ip":
+        options.local_addresses.append(("ip", value))
+    else:
+        options.local_addresses.append(("iface", value))
+
+
+def main(argv):
+    """Runs ``python -m repynet run ARGV``; returns the exit status."""
+    # A parent that ignores SIGINT (a shell's background job) must not make
+    # the program immune to Ctrl-C: 130 is part of the contract.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        # Interrupted before the program started: no thread to stop.
+        sys.stderr.write("repynet run: interrupted\n")
+        return STATUS_INTERRUPTED
+
+
+def _run(argv):
+    try:
+        options = parse_command_line(argv)
+    except UsageError as err:
+        sys.stderr.write(f"repynet run: {err}\n{USAGE}\n"
+                         "(python -m repynet run --help for the options)\n")
+        return STATUS_USAGE
+    if options.show_help:
+        sys.stdout.write(HELP)
+        return 0
+    if options.show_version:
+        from . import __version__
+
+        sys.stdout.write(f"repynet {__version__}\n")
+        return 0
+    if options.api == "v1":
+        sys.stderr.write("repynet run: --api v1 is not available yet; "
+                         "this version runs Repy V2 programs only\n")
+        return STATUS_USAGE
+
+    if options.restrictions is not None:
+        try:
+            restrictions = Restrictions.from_file(options.restrictions)
+        except RestrictionsError as err:
+            sys.stderr.write(f"{err}\n")
+            return STATUS_USAGE
+        set_restrictions(restrictions)
+    if options.local_addresses or options.nootherips:
+        try:
+            _repynet._set_ip_preferences(options.local_addresses, options.nootherips)
+        except (errors.RepyException, ValueError) as err:
+            sys.stderr.write(f"repynet run: bad --ip/--iface: {err}\n")
+            return STATUS_USAGE
+
+    try:
+        with open(options.program, "rb") as stream:
+            source = stream.read()
+    except OSError as err:
+        sys.stderr.write(f"repynet run: cannot read {options.program}: {err.strerror}\n")
+        return STATUS_USAGE
+
+    _make_stdout_faithful()
+    program = _program.Program(options.program, options.callargs)
+    try:
+        code = compile(source, options.program, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as err:
+        # A program that does not compile is the program's error (status 1),
+        # reported as Python would, without the runner's frames.
+        sys.stderr.write(_program.format_uncaught(err, skip_frames=1))
+        return 1
+
+    try:
+        program.start(code, program.namespace(_network_namespace()))
+        status = program.wait()
+    except KeyboardInterrupt:
+        sys.stderr.write("repynet run: interrupted\n")
+        program.terminate(STATUS_INTERRUPTED)
+    sys.stdout.flush()
+    return status
+
+
+def _network_namespace():
+    """The V2 network API in text mode, as the program sees it."""
+    import repynet
+
+    names = dict(repynet.api_namespace(text=True))
+    names.setdefault("getresources", _checked_getresources)
+    return names
+
+
+def _checked_getresources(*args, **kwargs):
+    _program._check_arguments("getresources", args, kwargs, 0)
+    from .restrictions import getresources
+
+    return getresources()
+
+
+def _make_stdout_faithful():
+    # Text the program logs is written as UTF-8 whatever the locale says, and
+    # a string the encoding cannot take is escaped, never an exception.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(encoding="utf-8", errors="backslashreplace")
