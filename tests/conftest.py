@@ -150,6 +150,11 @@ def no_leaks(request):
     fds_before = _open_fds()
     live_before = native._live_objects()
     yield
+    # Fixture values stay in funcargs until pytest's own teardown ends; the
+    # fixtures have been finalized by now, so drop them before counting.
+    funcargs = getattr(request.node, "funcargs", None)
+    if funcargs:
+        funcargs.clear()
     gc.collect()
     leaked_fds = _open_fds() - fds_before - _by_design_fds(native)
     live_after = native._live_objects()
@@ -167,3 +172,21 @@ def _describe_fd(fd):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "no_leak_check: the test manages its own fds")
+
+
+# --- restrictions -------------------------------------------------------------
+
+
+@pytest.fixture
+def restrict():
+    """Put changed restrictions in force for one test: ``restrict(insockets=1)``.
+
+    The embedded default is back in force when the test ends.
+    """
+    import repynet
+
+    def apply(**changes):
+        repynet.set_restrictions(repynet.Restrictions.default().replace(**changes))
+
+    yield apply
+    repynet.set_restrictions(repynet.Restrictions.default())

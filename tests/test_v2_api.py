@@ -1,0 +1,863 @@
+"""The Repy V2 network API (spec sections 1-3 and 6, decisions D1-D28).
+
+Loopback only; local ports come from the default restrictions (63100-63199);
+this file uses 63100-63149.  Every object a test opens is closed, or the
+autouse leak check in conftest.py fails the test.
+"""
+
+import builtins
+import gc
+import math
+import socket
+import struct
+import sys
+import threading
+import time
+
+import pytest
+
+import repynet
+from repynet import _repynet, errors
+
+LO = "127.0.0.1"
+
+
+def _port(n):
+    return 63100 + n
+
+
+@pytest.fixture
+def server():
+    """A TCP listener on 127.0.0.1:63100, closed after the test."""
+    srv = repynet.listenforconnection(LO, _port(0))
+    yield srv
+    srv.close()
+
+
+def _connected_pair(srv, local_port=_port(1)):
+    client = repynet.openconnection(LO, _port(0), LO, local_port, 5)
+    for _ in range(200):
+        try:
+            _ip, _remote_port, accepted = srv.getconnection()
+            return client, accepted
+        except errors.SocketWouldBlockError:
+            time.sleep(0.01)
+    client.close()
+    raise AssertionError("the connection never reached the listener")
+
+
+@pytest.fixture
+def pair(server):
+    client, accepted = _connected_pair(server)
+    yield client, accepted
+    client.close()
+    accepted.close()
+
+
+def _recv_all(sock, count, deadline=10.0):
+    data = b""
+    end = time.monotonic() + deadline
+    while len(data) < count and time.monotonic() < end:
+        try:
+            data += sock.recv(count - len(data))
+        except errors.SocketWouldBlockError:
+            time.sleep(0.001)
+    return data
+
+
+def _wait_message(udp):
+    for _ in range(500):
+        try:
+            return udp.getmessage()
+        except errors.SocketWouldBlockError:
+            time.sleep(0.002)
+    raise AssertionError("no datagram arrived")
+
+
+def _usage():
+    return repynet.getresources()[1]
+
+
+# --- the call wrapper: arity, keywords, types (spec 1.1, D3, D5, D6, D23) ----
+
+
+@pytest.mark.parametrize("call,args", [
+    ("gethostbyname", ()),
+    ("gethostbyname", ("a", "b")),
+    ("getmyip", ("x",)),
+    ("sendmessage", (LO, _port(5), b"x", LO)),
+    ("listenformessage", (LO,)),
+    ("openconnection", (LO, _port(5), LO, _port(6))),
+    ("listenforconnection", (LO, _port(5), 1)),
+])
+def test_wrong_argument_count_is_an_argument_error(call, args):
+    with pytest.raises(errors.RepyArgumentError):
+        getattr(repynet, call)(*args)
+
+
+def test_keyword_arguments_are_argument_errors():
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.listenformessage(localip=LO, localport=_port(5))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.gethostbyname(name="localhost")
+
+
+@pytest.mark.parametrize("bad_ip", [b"127.0.0.1", 127, None, ["127.0.0.1"]])
+def test_ip_must_be_str(bad_ip):
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.listenformessage(bad_ip, _port(5))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.openconnection(bad_ip, _port(5), LO, _port(6), 1)
+
+
+@pytest.mark.parametrize("bad_port", [True, False, 1.0, "63105", None, 0, 65536, -1, 2**70])
+def test_port_must_be_an_int_in_range(bad_port):
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.listenformessage(LO, bad_port)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.openconnection(LO, bad_port, LO, _port(6), 1)
+
+
+def test_int_and_str_subclasses_are_read_by_value():
+    class Port(int):
+        def __index__(self):
+            return 80
+
+        def __int__(self):
+            return 80
+
+    class Ip(str):
+        def __str__(self):
+            return "10.0.0.1"
+
+    udp = repynet.listenformessage(Ip(LO), Port(_port(5)))
+    try:
+        assert repr(udp) == f"<repynet.UDPServerSocket 127.0.0.1:{_port(5)}>"
+    finally:
+        udp.close()
+
+
+@pytest.mark.parametrize("timeout", [0, 0.0, -1, -0.5, math.nan, math.inf, -math.inf,
+                                     True, "1", None, 10**400])
+def test_bad_timeouts_are_argument_errors(timeout):
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.openconnection(LO, _port(5), LO, _port(6), timeout)
+
+
+@pytest.mark.parametrize("ip", ["127.0.0.010", "127.0.0.1 ", " 127.0.0.1", "1.2.3", "0.0.0.0",
+                                "224.0.0.1", "255.255.255.255", "localhost", "127.0.0.1\x00",
+                                "::", "ff02::1", "::ffff:127.0.0.1", "", "١٢٧.0.0.1"])
+def test_malformed_or_unusable_ips_are_argument_errors(ip):
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.listenforconnection(ip, _port(5))
+
+
+def test_d4_drops_the_192_168_0_0_quirk():
+    # A well-formed address that is not ours: judged at bind, not parse.
+    with pytest.raises(errors.AddressBindingError):
+        repynet.listenforconnection("192.168.0.0", _port(5))
+
+
+@pytest.mark.parametrize("payload", ["text", 5, None, ["x"]])
+def test_bytes_mode_payload_must_be_bytes_like(payload):
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage(LO, _port(5), payload, LO, _port(6))
+
+
+# --- check order: which exception wins (spec 2.x, D26) ------------------------
+
+
+def test_type_errors_win_over_forbidden_ports():
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.listenforconnection(5, 80)
+
+
+def test_forbidden_port_wins_over_address_binding():
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.listenforconnection("10.255.255.1", 80)
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.openconnection(LO, _port(5), "10.255.255.1", 80, 1)
+
+
+def test_udp_size_cap_comes_after_the_permission_checks():
+    big = b"x" * 9217
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.sendmessage(LO, _port(5), big, LO, 80)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage(LO, _port(5), big, LO, _port(6))
+
+
+def test_same_local_and_destination_is_an_argument_error():
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage(LO, _port(5), b"x", LO, _port(5))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.openconnection(LO, _port(5), LO, _port(5), 1)
+
+
+def test_ports_outside_the_restrictions_are_forbidden():
+    for call in (lambda: repynet.listenforconnection(LO, 80),
+                 lambda: repynet.listenformessage(LO, 80),
+                 lambda: repynet.openconnection(LO, _port(5), LO, 80, 1),
+                 lambda: repynet.sendmessage(LO, _port(5), b"x", LO, 80)):
+        with pytest.raises(errors.ResourceForbiddenError):
+            call()
+
+
+def test_connport_and_messport_are_separate(restrict):
+    restrict(connport=[_port(5)], messport=[_port(6)])
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.listenforconnection(LO, _port(6))
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.listenformessage(LO, _port(5))
+    with repynet.listenforconnection(LO, _port(5)), repynet.listenformessage(LO, _port(6)):
+        pass
+
+
+def test_address_binding_error_for_an_address_that_is_not_ours():
+    with pytest.raises(errors.AddressBindingError):
+        repynet.listenformessage("10.255.255.1", _port(5))
+    with pytest.raises(errors.AddressBindingError):
+        repynet.sendmessage(LO, _port(5), b"x", "10.255.255.1", _port(6))
+    with pytest.raises(errors.AddressBindingError):
+        repynet.openconnection(LO, _port(5), "10.255.255.1", _port(6), 1)
+
+
+# --- local-address preferences (spec 4.3) --------------------------------------
+
+
+@pytest.fixture
+def ip_preferences():
+    yield _repynet._set_ip_preferences
+    _repynet._set_ip_preferences(None, False)
+
+
+def test_nootherips_allows_only_the_preferred_addresses(ip_preferences):
+    ip_preferences([("ip", "127.0.0.2")], True)
+    with repynet.listenformessage("127.0.0.2", _port(5)):
+        pass
+    # 127.0.0.1 is always appended to the list.
+    with repynet.listenformessage(LO, _port(5)):
+        pass
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.listenformessage("127.0.0.3", _port(5))
+
+
+def test_preferences_without_nootherips_allow_every_address(ip_preferences):
+    ip_preferences([("ip", "127.0.0.2")], False)
+    with repynet.listenformessage("127.0.0.3", _port(5)):
+        pass
+
+
+def test_getmyip_returns_the_first_preferred_address(ip_preferences):
+    ip_preferences([("ip", "127.0.0.9"), ("ip", "127.0.0.2")], False)
+    assert repynet.getmyip() == "127.0.0.9"
+    ip_preferences([("iface", "lo")], True)
+    assert repynet.getmyip() == "127.0.0.1"
+
+
+def test_ip_preferences_refuse_malformed_addresses(ip_preferences):
+    with pytest.raises(errors.RepyArgumentError):
+        ip_preferences([("ip", "127.0.0.010")], True)
+
+
+# --- gethostbyname and getmyip (spec 2.1, 2.2, D17, D19, D25, D27) --------------
+
+
+def test_gethostbyname_literals_and_hosts_file_names():
+    assert repynet.gethostbyname("127.0.0.1") == "127.0.0.1"
+    assert repynet.gethostbyname("10.1.2.3") == "10.1.2.3"
+    assert repynet.gethostbyname("") == "0.0.0.0"
+    assert repynet.gethostbyname("localhost") == "127.0.0.1"
+    assert repynet.gethostbyname("::1") == "::1"
+
+
+@pytest.mark.parametrize("name", ["127.0.0.010", "1.2.3", "1.2.3.4.5", "999.1.1.1", "1..2.3"])
+def test_non_canonical_dotted_names_never_reach_the_resolver(name):
+    with pytest.raises(errors.NetworkAddressError):
+        repynet.gethostbyname(name)
+
+
+def test_gethostbyname_refuses_non_str():
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.gethostbyname(b"localhost")
+
+
+def test_gethostbyname_charges_the_network_rates_even_for_localhost(restrict):
+    # A 2048 B/s bucket: the 4096-byte receive charge must wait about 1 s.
+    restrict(netrecv=2048.0)
+    start = time.monotonic()
+    repynet.gethostbyname("127.0.0.1")
+    assert time.monotonic() - start >= 0.9
+
+
+def test_getmyip_sends_nothing_and_returns_a_local_ipv4_address():
+    ip = repynet.getmyip()
+    family, canonical = _repynet._parse_address(ip)
+    assert family == socket.AF_INET and canonical == ip
+    assert not ip.startswith("127.")
+
+
+def test_getmyip_without_a_route_is_an_internet_connectivity_error():
+    v4, v6 = _repynet._probe_addresses()
+    _repynet._set_probe_addresses((), v6)
+    try:
+        with pytest.raises(errors.InternetConnectivityError):
+            repynet.getmyip()
+    finally:
+        _repynet._set_probe_addresses(v4, v6)
+
+
+# --- UDP (spec 2.3, 2.4, 3.3, D10, D11, D14) -------------------------------------
+
+
+def test_udp_round_trip_and_source_of_replies():
+    with repynet.listenformessage(LO, _port(5)) as a, repynet.listenformessage(LO, _port(6)) as b:
+        assert repynet.sendmessage(LO, _port(6), b"ping", LO, _port(5)) == 4
+        # Sent from a's own socket, so b sees a's port and a gets the reply.
+        assert _wait_message(b) == (LO, _port(5), b"ping")
+        assert repynet.sendmessage(LO, _port(5), bytearray(b"pong"), LO, _port(6)) == 4
+        assert _wait_message(a) == (LO, _port(6), b"pong")
+
+
+def test_udp_payload_sizes_up_to_the_cap():
+    with repynet.listenformessage(LO, _port(5)) as udp:
+        assert repynet.sendmessage(LO, _port(5), memoryview(b"z" * 9216), LO, _port(6)) == 9216
+        assert _wait_message(udp)[2] == b"z" * 9216
+        assert repynet.sendmessage(LO, _port(5), b"", LO, _port(6)) == 0
+        assert _wait_message(udp) == (LO, _port(6), b"")
+
+
+def test_sendmessage_holds_no_outsocket_after_the_call(restrict):
+    restrict(outsockets=1)
+    with repynet.listenformessage(LO, _port(5)) as udp:
+        for _ in range(3):
+            repynet.sendmessage(LO, _port(5), b"x", LO, _port(6))
+        assert _usage()["outsockets"] == 0
+        for _ in range(3):
+            _wait_message(udp)
+        # And the pair it used can be listened on at once (D11).
+        with repynet.listenformessage(LO, _port(6)):
+            pass
+
+
+def test_sendmessage_needs_an_outsocket_while_it_runs(restrict):
+    restrict(outsockets=0)
+    with pytest.raises(errors.ResourceExhaustedError):
+        repynet.sendmessage(LO, _port(5), b"x", LO, _port(6))
+
+
+def test_sendmessage_from_a_pair_held_elsewhere_is_a_duplicate_tuple():
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        holder.bind((LO, _port(6)))
+        with pytest.raises(errors.DuplicateTupleError):
+            repynet.sendmessage(LO, _port(5), b"x", LO, _port(6))
+    finally:
+        holder.close()
+
+
+def test_closing_a_udp_listener_forgets_its_pair():
+    # D10: the original reused the closed socket and died with EBADF.
+    udp = repynet.listenformessage(LO, _port(6))
+    assert udp.close() is True
+    with repynet.listenformessage(LO, _port(5)) as receiver:
+        assert repynet.sendmessage(LO, _port(5), b"after", LO, _port(6)) == 5
+        assert _wait_message(receiver) == (LO, _port(6), b"after")
+
+
+def test_udp_listener_conflicts():
+    with repynet.listenformessage(LO, _port(5)):
+        with pytest.raises(errors.AlreadyListeningError):
+            repynet.listenformessage(LO, _port(5))
+        # A TCP listener and a UDP listener share a port happily.
+        with repynet.listenforconnection(LO, _port(5)):
+            pass
+
+
+def test_udp_wildcard_holder_elsewhere_is_already_listening():
+    # D15: another "process" bound 0.0.0.0:port; matched wildcard-aware.
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        holder.bind(("0.0.0.0", _port(5)))
+        with pytest.raises(errors.AlreadyListeningError):
+            repynet.listenformessage(LO, _port(5))
+    finally:
+        holder.close()
+
+
+def test_getmessage_would_block_and_closed_listener():
+    udp = repynet.listenformessage(LO, _port(5))
+    with pytest.raises(errors.SocketWouldBlockError):
+        udp.getmessage()
+    assert udp.close() is True
+    assert udp.close() is True
+    with pytest.raises(errors.SocketClosedLocal):
+        udp.getmessage()
+
+
+def test_insockets_limit(restrict):
+    restrict(insockets=1)
+    with repynet.listenformessage(LO, _port(5)):
+        with pytest.raises(errors.ResourceExhaustedError):
+            repynet.listenformessage(LO, _port(6))
+        with pytest.raises(errors.ResourceExhaustedError):
+            repynet.listenforconnection(LO, _port(6))
+        assert _usage()["insockets"] == 1
+    assert _usage()["insockets"] == 0
+
+
+def test_bind_errors_win_over_exhausted_insockets(restrict):
+    restrict(insockets=1)
+    with repynet.listenformessage(LO, _port(5)):
+        with pytest.raises(errors.AlreadyListeningError):
+            repynet.listenformessage(LO, _port(5))
+        with pytest.raises(errors.AddressBindingError):
+            repynet.listenforconnection("10.255.255.1", _port(6))
+
+
+# --- TCP set-up (spec 2.5, 2.6, 3.2, D15, D26) ------------------------------------
+
+
+def test_connect_and_exchange(pair):
+    client, accepted = pair
+    assert client.send(b"hello") == 5
+    assert _recv_all(accepted, 5) == b"hello"
+    assert accepted.send(memoryview(b"world")) == 5
+    assert _recv_all(client, 5) == b"world"
+
+
+def test_getconnection_reports_the_peer(server):
+    client = repynet.openconnection(LO, _port(0), LO, _port(7), 5)
+    try:
+        for _ in range(200):
+            try:
+                ip, port, accepted = server.getconnection()
+                break
+            except errors.SocketWouldBlockError:
+                time.sleep(0.01)
+        assert (ip, port) == (LO, _port(7))
+        accepted.close()
+    finally:
+        client.close()
+
+
+def test_getconnection_would_block(server):
+    with pytest.raises(errors.SocketWouldBlockError):
+        server.getconnection()
+
+
+def test_connection_refused():
+    with pytest.raises(errors.ConnectionRefusedError):
+        repynet.openconnection(LO, _port(9), LO, _port(8), 5)
+
+
+def test_connecting_from_a_listening_port_is_already_listening(server):
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.openconnection(LO, _port(9), LO, _port(0), 5)
+
+
+def test_duplicate_listener_is_already_listening(server):
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.listenforconnection(LO, _port(0))
+
+
+def test_listener_on_a_wildcard_held_port_is_already_listening():
+    holder = socket.socket()
+    try:
+        holder.bind(("0.0.0.0", _port(5)))
+        holder.listen(1)
+        with pytest.raises(errors.AlreadyListeningError):
+            repynet.listenforconnection(LO, _port(5))
+    finally:
+        holder.close()
+
+
+def test_the_same_four_tuple_twice_is_a_duplicate_tuple(server, pair):
+    with pytest.raises(errors.DuplicateTupleError):
+        repynet.openconnection(LO, _port(0), LO, _port(1), 5)
+
+
+def test_listen_close_listen():
+    for _ in range(3):
+        srv = repynet.listenforconnection(LO, _port(5))
+        assert srv.close() is True
+        assert srv.close() is True
+
+
+def test_timeout_against_a_listener_that_never_accepts():
+    # A full backlog on loopback: further SYNs are dropped, so connect hangs.
+    holder = socket.socket()
+    fillers = []
+    try:
+        holder.bind((LO, _port(9)))
+        holder.listen(0)
+        for n in range(10):
+            filler = socket.socket()
+            filler.setblocking(False)
+            fillers.append(filler)
+            filler.connect_ex((LO, _port(9)))
+        time.sleep(0.2)
+        start = time.monotonic()
+        with pytest.raises(errors.TimeoutError):
+            repynet.openconnection(LO, _port(9), LO, _port(8), 0.5)
+        assert time.monotonic() - start >= 0.5
+    finally:
+        for filler in fillers:
+            filler.close()
+        holder.close()
+
+
+def test_outsockets_limit_for_openconnection_and_getconnection(restrict, server):
+    restrict(outsockets=1)
+    client = repynet.openconnection(LO, _port(0), LO, _port(1), 5)
+    try:
+        assert _usage()["outsockets"] == 1
+        with pytest.raises(errors.ResourceExhaustedError):
+            repynet.openconnection(LO, _port(0), LO, _port(2), 5)
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                server.getconnection()
+            except errors.SocketWouldBlockError:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+                continue
+            except errors.ResourceExhaustedError:
+                break
+            raise AssertionError("getconnection took an outsocket over the limit")
+    finally:
+        client.close()
+    assert _usage()["outsockets"] == 0
+
+
+def test_connect_errors_win_over_exhausted_outsockets(restrict):
+    restrict(outsockets=0)
+    with pytest.raises(errors.ConnectionRefusedError):
+        repynet.openconnection(LO, _port(9), LO, _port(8), 5)
+
+
+def test_server_close_resets_pending_but_not_accepted_connections():
+    srv = repynet.listenforconnection(LO, _port(0))
+    client, accepted = _connected_pair(srv, _port(1))
+    pending = repynet.openconnection(LO, _port(0), LO, _port(2), 5)
+    time.sleep(0.05)
+    assert srv.close() is True
+    try:
+        assert client.send(b"still") == 5
+        assert _recv_all(accepted, 5) == b"still"
+        # The kernel resets the connection nobody accepted.
+        with pytest.raises(errors.SocketClosedRemote):
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                try:
+                    pending.recv(1)
+                except errors.SocketWouldBlockError:
+                    time.sleep(0.01)
+    finally:
+        for sock in (client, accepted, pending):
+            sock.close()
+
+
+# --- the TCP socket (spec 3.1, D18, D22) -----------------------------------------
+
+
+def test_recv_would_block(pair):
+    client, _ = pair
+    with pytest.raises(errors.SocketWouldBlockError):
+        client.recv(10)
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "10", None])
+def test_recv_size_must_be_a_positive_int(pair, bad):
+    client, _ = pair
+    with pytest.raises(errors.RepyArgumentError):
+        client.recv(bad)
+
+
+def test_huge_recv_size_is_clamped(pair):
+    client, accepted = pair
+    accepted.send(b"abc")
+    assert _recv_all(client, 3) == b"abc"
+    accepted.send(b"d")
+    time.sleep(0.05)
+    assert client.recv(10**15) == b"d"
+
+
+def test_peer_close_gives_closed_remote_repeatedly_without_a_local_close(pair):
+    client, accepted = pair
+    accepted.send(b"last")
+    accepted.close()
+    assert _recv_all(client, 4) == b"last"
+    for _ in range(3):
+        with pytest.raises(errors.SocketClosedRemote):
+            client.recv(1)
+    with pytest.raises(errors.SocketClosedRemote):
+        client.send(b"x")
+    with pytest.raises(errors.SocketClosedRemote):
+        client.send(b"")
+    assert client.close() is True
+
+
+def test_peer_reset_closes_internally(server):
+    raw = socket.create_connection((LO, _port(0)))
+    try:
+        for _ in range(200):
+            try:
+                _ip, _port_, accepted = server.getconnection()
+                break
+            except errors.SocketWouldBlockError:
+                time.sleep(0.01)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    finally:
+        raw.close()
+    time.sleep(0.05)
+    with pytest.raises(errors.SocketClosedRemote):
+        accepted.recv(1)
+    with pytest.raises(errors.SocketClosedLocal):
+        accepted.recv(1)
+    with pytest.raises(errors.SocketClosedLocal):
+        accepted.send(b"x")
+    assert accepted.close() is False
+    assert _usage()["outsockets"] == 0
+
+
+def test_double_close_and_use_after_close(pair):
+    client, _ = pair
+    assert client.close() is True
+    assert client.close() is False
+    with pytest.raises(errors.SocketClosedLocal):
+        client.recv(1)
+    with pytest.raises(errors.SocketClosedLocal):
+        client.send(b"x")
+
+
+def test_send_eventually_blocks_below_512_kib(pair):
+    client, _ = pair
+    total = 0
+    chunk = b"\0" * 65536
+    while True:
+        try:
+            total += client.send(chunk)
+        except errors.SocketWouldBlockError:
+            break
+        assert total <= 512 * 1024, "a connection must not take more than 512 KiB (D22)"
+    assert total > 64 * 1024
+
+
+def test_sixteen_mebibytes_arrive_in_order(pair):
+    client, accepted = pair
+    payload = bytes(range(256)) * (16 * 4096)
+    received = bytearray()
+    sent = 0
+    deadline = time.monotonic() + 60
+    while len(received) < len(payload) and time.monotonic() < deadline:
+        if sent < len(payload):
+            try:
+                sent += client.send(memoryview(payload)[sent:sent + 262144])
+            except errors.SocketWouldBlockError:
+                pass
+        try:
+            received += accepted.recv(1 << 20)
+        except errors.SocketWouldBlockError:
+            pass
+    assert bytes(received) == payload
+
+
+# --- text mode (D1, D2) ----------------------------------------------------------
+
+
+def test_text_mode_round_trip_and_inheritance():
+    text_api = repynet.NetworkAPI(text=True)
+    assert text_api.text is True and repynet.NetworkAPI().text is False
+    srv = text_api.listenforconnection(LO, _port(0))
+    client = repynet.openconnection(LO, _port(0), LO, _port(1), 5)  # a bytes-mode user
+    try:
+        for _ in range(200):
+            try:
+                _ip, _p, accepted = srv.getconnection()
+                break
+            except errors.SocketWouldBlockError:
+                time.sleep(0.01)
+        client.send("caf\xe9 \x00\xff".encode("latin-1"))
+        got = ""
+        while len(got) < 7:
+            try:
+                got += accepted.recv(100)
+            except errors.SocketWouldBlockError:
+                time.sleep(0.01)
+        assert got == "caf\xe9 \x00\xff" and type(got) is str
+        assert accepted.send("\xff\x01") == 2
+        assert accepted.send(b"b") == 1
+        assert _recv_all(client, 3) == b"\xff\x01b"
+        with pytest.raises(errors.RepyArgumentError):
+            accepted.send("\u0100")
+        with pytest.raises(errors.RepyArgumentError):
+            client.send("text")
+        accepted.close()
+    finally:
+        client.close()
+        srv.close()
+
+
+def test_text_mode_udp():
+    text_api = repynet.NetworkAPI(text=True)
+    with text_api.listenformessage(LO, _port(5)) as udp:
+        assert text_api.sendmessage(LO, _port(5), "\xe9t\xe9", LO, _port(6)) == 3
+        assert _wait_message(udp) == (LO, _port(6), "\xe9t\xe9")
+        with pytest.raises(errors.RepyArgumentError):
+            text_api.sendmessage(LO, _port(5), "\u20ac", LO, _port(6))
+
+
+def test_api_namespace_has_the_twelve_names_in_its_mode():
+    names = repynet.api_namespace(text=True)
+    assert set(names) == {
+        "gethostbyname", "getmyip", "sendmessage", "listenformessage", "openconnection",
+        "listenforconnection", "getAddripv6", "getmyip_ipv6", "sendmessage_ipv6",
+        "listenformessage_ipv6", "openconnection_ipv6", "listenforconnection_ipv6"}
+    assert names["sendmessage"].__self__.text is True
+
+
+def test_objects_cannot_be_made_directly():
+    for cls in (repynet.TCPSocket, repynet.TCPServerSocket, repynet.UDPServerSocket):
+        with pytest.raises(TypeError):
+            cls()
+
+
+# --- release: close, with, garbage collection (D16) -----------------------------
+
+
+def test_dropping_objects_releases_their_counts():
+    srv = repynet.listenforconnection(LO, _port(0))
+    client, accepted = _connected_pair(srv, _port(1))
+    udp = repynet.listenformessage(LO, _port(5))
+    assert _usage()["insockets"] == 2 and _usage()["outsockets"] == 2
+    del srv, client, accepted, udp
+    gc.collect()
+    assert _usage()["insockets"] == 0 and _usage()["outsockets"] == 0
+    # And the pairs are free again.
+    with repynet.listenforconnection(LO, _port(0)), repynet.listenformessage(LO, _port(5)):
+        pass
+
+
+def test_context_managers_close():
+    with repynet.listenforconnection(LO, _port(0)) as srv:
+        with repynet.openconnection(LO, _port(0), LO, _port(1), 5) as client:
+            pass
+        with pytest.raises(errors.SocketClosedLocal):
+            client.recv(1)
+    with pytest.raises(errors.SocketClosedLocal):
+        srv.getconnection()
+
+
+# --- the Fatal path (D9) ---------------------------------------------------------
+
+
+def test_unmapped_os_errors_raise_internal_error_with_the_cause():
+    # Sending to the loopback broadcast address without SO_BROADCAST: EACCES,
+    # which the original treated as fatal.
+    with pytest.raises(errors.InternalRepyError) as info:
+        repynet.sendmessage("127.255.255.255", _port(5), b"x", LO, _port(6))
+    assert not isinstance(info.value, errors.RepyException)
+    assert isinstance(info.value.__cause__, PermissionError)
+
+
+# --- rates (spec 6.2, 6.3) ------------------------------------------------------
+
+
+def test_a_rate_limit_slows_the_caller_down(restrict):
+    restrict(loopsend=20000.0)
+    with repynet.listenformessage(LO, _port(5)) as udp:
+        start = time.monotonic()
+        for _ in range(6):
+            repynet.sendmessage(LO, _port(5), b"x" * 9000, LO, _port(6))
+        elapsed = time.monotonic() - start
+        for _ in range(6):
+            _wait_message(udp)
+    # 6 * 9064 bytes through a 20000 B/s bucket of 20000: at least 1.7 s.
+    assert elapsed >= 1.7
+
+
+def test_a_rate_of_zero_forbids_the_calls_that_charge_it(restrict):
+    restrict(loopsend=0.0)
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.sendmessage(LO, _port(5), b"x", LO, _port(6))
+
+
+def test_usage_reports_ports_that_passed_the_check_and_rates():
+    with repynet.listenformessage(LO, _port(5)):
+        repynet.sendmessage(LO, _port(5), b"x" * 100, LO, _port(6))
+        usage = _usage()
+    assert {_port(5), _port(6)} <= usage["messport"]
+    assert all(type(port) is int for port in usage["messport"])
+    assert usage["loopsend"] >= 0.0
+
+
+# --- no Python frame on the hot paths -------------------------------------------
+
+
+def test_hot_paths_run_no_python_frame(pair, server, restrict):
+    client, accepted = pair
+    udp = repynet.listenformessage(LO, _port(5))
+    calls = []
+
+    def profiler(frame, event, arg):
+        # Frames of this test file are the test's own; anything else is not.
+        if event == "call" and frame.f_code.co_filename != __file__:
+            calls.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name}")
+
+    def exercise():
+        client.send(b"x")
+        accepted.recv(10)
+        for call, args in ((accepted.recv, (1,)), (server.getconnection, ()),
+                           (udp.getmessage, ())):
+            try:
+                call(*args)
+            except errors.SocketWouldBlockError:
+                pass
+        repynet.sendmessage(LO, _port(5), b"y", LO, _port(6))
+        udp.getmessage()
+        try:
+            client.recv(0)
+        except errors.RepyArgumentError:
+            pass
+
+    time.sleep(0.05)
+    restrict(loopsend=100.0)  # rate sleeps happen inside C too
+    try:
+        sys.setprofile(profiler)
+        exercise()
+    finally:
+        sys.setprofile(None)
+        udp.close()
+    assert calls == []
+
+
+# --- threads ---------------------------------------------------------------------
+
+
+def test_rate_sleep_releases_the_gil(restrict):
+    restrict(loopsend=5000.0)
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(1)
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        with repynet.listenformessage(LO, _port(5)) as udp:
+            repynet.sendmessage(LO, _port(5), b"x" * 9000, LO, _port(6))
+            repynet.sendmessage(LO, _port(5), b"x" * 9000, LO, _port(6))
+            _wait_message(udp)
+            _wait_message(udp)
+    finally:
+        stop.set()
+        thread.join()
+    assert len(ticks) >= 10
+
+
+def test_builtin_names_are_not_shadowed_in_this_module():
+    assert builtins.TimeoutError is not errors.TimeoutError
