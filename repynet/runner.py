@@ -217,6 +217,11 @@ def _run(argv):
 
     try:
         program.start(code, program.namespace(_network_namespace()))
+    except errors.ResourceExhaustedError as err:
+        sys.stderr.write("repynet run: the program's main thread needs one 'events' item\n"
+                         f"{type(err).__name__}: {err}\n")
+        return 1
+    try:
         status = program.wait()
     except KeyboardInterrupt:
         sys.stderr.write("repynet run: interrupted\n")

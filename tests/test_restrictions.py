@@ -6,6 +6,8 @@ afterwards so that the rest of the suite keeps its ports.
 """
 
 import math
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -394,3 +396,141 @@ def test_limits_returns_a_fresh_copy_each_time():
     assert restrictions["insockets"] == 500
     assert len(restrictions.limits()["connport"]) == 100
     assert restrictions.limits()["connport"] is not restrictions.limits()["connport"]
+
+
+# --- in force: set_restrictions, load_restrictions, getresources ----------------------
+
+
+@pytest.fixture
+def restore_default():
+    """Puts the default back in force after a test that changes the restrictions."""
+    yield
+    repynet.set_restrictions(Restrictions.default())
+
+
+def test_the_default_is_in_force_after_import():
+    in_force = repynet.current_restrictions()
+    assert in_force == Restrictions.default()
+    limits, _, _ = repynet.getresources()
+    assert limits == Restrictions.default().limits()
+
+
+def test_set_restrictions_puts_an_object_in_force(restore_default):
+    chosen = Restrictions.default().replace(connport=[63150], insockets=3)
+    repynet.set_restrictions(chosen)
+    assert repynet.current_restrictions() is chosen
+    limits, _, _ = repynet.getresources()
+    assert limits["connport"] == {63150}
+    assert limits["insockets"] == 3
+
+
+def test_set_restrictions_takes_only_restrictions_objects():
+    with pytest.raises(TypeError):
+        repynet.set_restrictions(dict(Restrictions.default()))
+    assert repynet.current_restrictions() == Restrictions.default()
+
+
+def test_load_restrictions_puts_a_file_in_force(tmp_path, restore_default):
+    path = tmp_path / "limits.txt"
+    path.write_text(REQUIRED + "resource messport 63177\n")
+    loaded = repynet.load_restrictions(path)
+    assert repynet.current_restrictions() is loaded
+    assert repynet.getresources()[0]["messport"] == {63177}
+
+
+def test_a_bad_file_leaves_the_restrictions_in_force_unchanged(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("resource insockets 1\n")
+    before = repynet.current_restrictions()
+    with pytest.raises(RestrictionsError):
+        repynet.load_restrictions(path)
+    assert repynet.current_restrictions() is before
+
+
+def test_getresources_has_the_documented_shape():
+    limits, usage, stoptimes = repynet.getresources()
+    assert list(limits) == list(LIMIT_NAMES)
+    assert set(usage) == set(LIMIT_NAMES) | {"threadcpu"}
+    assert stoptimes == []
+    assert type(limits["connport"]) is set and type(limits["messport"]) is set
+    assert all(type(port) is int for port in limits["connport"])
+    for name in ("insockets", "outsockets", "events", "memory", "diskused", "filesopened"):
+        assert type(usage[name]) is int, name
+    for name in ("netsend", "netrecv", "loopsend", "looprecv", "cpu", "filewrite",
+                 "fileread", "lograte", "random", "threadcpu"):
+        assert type(usage[name]) is float, name
+    assert type(usage["connport"]) is set and type(usage["messport"]) is set
+
+
+def test_getresources_reports_network_usage_from_the_c_core():
+    _, before, _ = repynet.getresources()
+    with repynet.listenformessage("127.0.0.1", 63188):
+        _, during, _ = repynet.getresources()
+    _, after, _ = repynet.getresources()
+    assert during["insockets"] == before["insockets"] + 1
+    assert 63188 in during["messport"]
+    assert all(type(port) is int for port in during["messport"])
+    assert after["insockets"] == before["insockets"]
+
+
+def test_the_values_returned_are_copies_that_change_nothing():
+    limits, usage, stoptimes = repynet.getresources()
+    limits["connport"].clear()
+    limits["connport"].add(1)
+    limits["insockets"] = 0
+    usage["messport"].add(9)
+    usage["insockets"] = 99
+    stoptimes.append((0.0, 1.0))
+    again_limits, again_usage, again_stoptimes = repynet.getresources()
+    assert again_limits["connport"] == set(range(63100, 63200))
+    assert again_limits["insockets"] == 500
+    assert 9 not in again_usage["messport"]
+    assert again_usage["insockets"] != 99
+    assert again_stoptimes == []
+    assert repynet.current_restrictions()["connport"] == frozenset(range(63100, 63200))
+    # Enforcement still follows the restrictions, not the mutated copy.
+    with pytest.raises(repynet.ResourceForbiddenError):
+        repynet.listenformessage("127.0.0.1", 1)
+
+
+def test_getresources_returns_fresh_objects_each_call():
+    first = repynet.getresources()
+    second = repynet.getresources()
+    assert first[0] is not second[0] and first[1] is not second[1]
+    assert first[0]["connport"] is not second[0]["connport"]
+    assert first[1]["connport"] is not second[1]["connport"]
+
+
+def test_empty_port_sets_forbid_every_port(restore_default):
+    repynet.set_restrictions(Restrictions.default().replace(connport=[], messport=[]))
+    with pytest.raises(repynet.ResourceForbiddenError):
+        repynet.listenformessage("127.0.0.1", 63100)
+    with pytest.raises(repynet.ResourceForbiddenError):
+        repynet.listenforconnection("127.0.0.1", 63100)
+
+
+def test_after_the_runner_starts_events_is_1_and_network_usage_is_empty(tmp_path):
+    program = tmp_path / "usage.repy"
+    program.write_text(textwrap.dedent("""\
+        limits, usage, stoptimes = getresources()
+        log(usage["events"], usage["insockets"], usage["outsockets"], usage["netsend"],
+            usage["netrecv"], usage["loopsend"], usage["looprecv"], usage["connport"],
+            usage["messport"], stoptimes, limits["events"], len(limits))
+        """))
+    result = subprocess.run([sys.executable, "-m", "repynet", "run", str(program)],
+                            capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"1 0 0 0.0 0.0 0.0 0.0 set() set() [] 1000 17"
+
+
+def test_a_restrictions_file_given_to_the_runner_is_what_getresources_reports(tmp_path):
+    limits_file = tmp_path / "limits.txt"
+    limits_file.write_text(REQUIRED + "resource cpu .5\nresource connport 63111\n")
+    program = tmp_path / "limits.repy"
+    program.write_text('log(sorted(getresources()[0].items()))\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "repynet", "run", "--restrictions", str(limits_file),
+         str(program)], capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    expected = Restrictions.parse(REQUIRED + "resource cpu .5\nresource connport 63111\n")
+    assert result.stdout.decode() == str(sorted(expected.limits().items()))
