@@ -12,6 +12,7 @@
 #include "_repynet.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <string.h>
@@ -414,7 +415,8 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
         goto done;
     }
     /* D11: the outsocket is held only while the call runs. */
-    if (temporary &&
+    int counted = temporary;
+    if (counted &&
         repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
         goto done;
     }
@@ -424,10 +426,20 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
         if (sent >= 0 ||
             repynet_errno_class(REPYNET_CALL_SENDMESSAGE, (int)sent) != REPYNET_EXC_RETRY)
             break;
+        if (!temporary) {
+            /* The wait releases the GIL, and another thread may close the
+             * listener meanwhile: go on through a socket of our own. */
+            fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+            if (fd < 0) {
+                sent = -errno;
+                break;
+            }
+            temporary = 1;
+        }
         if (wait_writable(fd) < 0)
             break;
     }
-    if (temporary)
+    if (counted)
         rn_counter_release(&state->resources->outsockets);
     if (PyErr_Occurred())
         goto done;
