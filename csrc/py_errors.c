@@ -9,38 +9,34 @@
 #include <string.h>
 
 /*
- * One row per call context, one column per OS-error group (spec 1.3, 2.x,
- * 3.x).  A missing cell is 0, REPYNET_EXC_INTERNAL: the original's Fatal
+ * One row per call context, one cell per OS-error group (spec 1.3, 2.x,
+ * 3.x).  A cell left out takes its row's fallback; a row whose fallback is
+ * left out falls back to REPYNET_EXC_INTERNAL (0), the original's Fatal
  * path, raised as InternalRepyError with the OSError chained (D9).
  */
-static const repynet_exc_t errno_table[REPYNET_CALL_COUNT][RN_ERRGROUP_COUNT] = {
-    [REPYNET_CALL_RESOLVE] = {
-        [RN_ERRGROUP_OTHER] = REPYNET_EXC_NETWORK_ADDRESS,
-        [RN_ERRGROUP_IN_USE] = REPYNET_EXC_NETWORK_ADDRESS,
-        [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_NETWORK_ADDRESS,
-        [RN_ERRGROUP_NET_DOWN] = REPYNET_EXC_NETWORK_ADDRESS,
-        [RN_ERRGROUP_REFUSED] = REPYNET_EXC_NETWORK_ADDRESS,
-        [RN_ERRGROUP_ABORTED] = REPYNET_EXC_NETWORK_ADDRESS,
-        [RN_ERRGROUP_ALREADY_CONNECTED] = REPYNET_EXC_NETWORK_ADDRESS,
-        [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_NETWORK_ADDRESS,
-        [RN_ERRGROUP_TERMINATED] = REPYNET_EXC_NETWORK_ADDRESS,
-    },
-    [REPYNET_CALL_SENDMESSAGE] = {
+typedef struct {
+    repynet_exc_t fallback;
+    repynet_exc_t by_group[RN_ERRGROUP_COUNT]; /* 0: use the fallback */
+} errno_row;
+
+static const errno_row errno_table[REPYNET_CALL_COUNT] = {
+    [REPYNET_CALL_RESOLVE] = {.fallback = REPYNET_EXC_NETWORK_ADDRESS},
+    [REPYNET_CALL_SENDMESSAGE] = {.by_group = {
         [RN_ERRGROUP_IN_USE] = REPYNET_EXC_DUPLICATE_TUPLE,
         [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_ADDRESS_BINDING,
         [RN_ERRGROUP_NET_DOWN] = REPYNET_EXC_INTERNET_CONNECTIVITY,
         /* The original's blocking sendto waited here: wait for room. */
         [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_RETRY,
-    },
-    [REPYNET_CALL_LISTEN_UDP] = {
+    }},
+    [REPYNET_CALL_LISTEN_UDP] = {.by_group = {
         [RN_ERRGROUP_IN_USE] = REPYNET_EXC_CONFLICT,
         [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_ADDRESS_BINDING,
-    },
-    [REPYNET_CALL_LISTEN_TCP] = {
+    }},
+    [REPYNET_CALL_LISTEN_TCP] = {.by_group = {
         [RN_ERRGROUP_IN_USE] = REPYNET_EXC_CONFLICT,
         [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_ADDRESS_BINDING,
-    },
-    [REPYNET_CALL_CONNECT] = {
+    }},
+    [REPYNET_CALL_CONNECT] = {.by_group = {
         [RN_ERRGROUP_IN_USE] = REPYNET_EXC_CONFLICT,
         [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_CONFLICT,
         [RN_ERRGROUP_NET_DOWN] = REPYNET_EXC_INTERNET_CONNECTIVITY,
@@ -48,41 +44,20 @@ static const repynet_exc_t errno_table[REPYNET_CALL_COUNT][RN_ERRGROUP_COUNT] = 
         [RN_ERRGROUP_ABORTED] = REPYNET_EXC_CONNECTION_REFUSED,
         [RN_ERRGROUP_ALREADY_CONNECTED] = REPYNET_EXC_DUPLICATE_TUPLE,
         [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_RETRY,
-    },
-    [REPYNET_CALL_STREAM_IO] = {
-        [RN_ERRGROUP_OTHER] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_IN_USE] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_NET_DOWN] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_REFUSED] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_ABORTED] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_ALREADY_CONNECTED] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
+    }},
+    /* Socket calls: unknown errors close the socket (spec 3.1-3.3). */
+    [REPYNET_CALL_STREAM_IO] = {.fallback = REPYNET_EXC_SOCKET_CLOSED_LOCAL, .by_group = {
         [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_SOCKET_WOULD_BLOCK,
         [RN_ERRGROUP_TERMINATED] = REPYNET_EXC_SOCKET_CLOSED_REMOTE,
-    },
-    [REPYNET_CALL_ACCEPT] = {
-        [RN_ERRGROUP_OTHER] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_IN_USE] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_NET_DOWN] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_REFUSED] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
+    }},
+    [REPYNET_CALL_ACCEPT] = {.fallback = REPYNET_EXC_SOCKET_CLOSED_LOCAL, .by_group = {
+        [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_SOCKET_WOULD_BLOCK,
         /* A connection reset before accept() took it: nothing pending. */
         [RN_ERRGROUP_ABORTED] = REPYNET_EXC_SOCKET_WOULD_BLOCK,
-        [RN_ERRGROUP_ALREADY_CONNECTED] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
+    }},
+    [REPYNET_CALL_GETMESSAGE] = {.fallback = REPYNET_EXC_SOCKET_CLOSED_LOCAL, .by_group = {
         [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_SOCKET_WOULD_BLOCK,
-        [RN_ERRGROUP_TERMINATED] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-    },
-    [REPYNET_CALL_GETMESSAGE] = {
-        [RN_ERRGROUP_OTHER] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_IN_USE] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_NET_DOWN] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_REFUSED] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_ABORTED] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_ALREADY_CONNECTED] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-        [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_SOCKET_WOULD_BLOCK,
-        [RN_ERRGROUP_TERMINATED] = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
-    },
+    }},
 };
 
 static const char *const exception_names[REPYNET_EXC_COUNT] = {
@@ -94,7 +69,9 @@ static const char *const exception_names[REPYNET_EXC_COUNT] = {
 repynet_exc_t
 repynet_errno_class(repynet_call_t call, int err)
 {
-    return errno_table[call][rn_errno_group(err)];
+    const errno_row *row = &errno_table[call];
+    repynet_exc_t exc = row->by_group[rn_errno_group(err)];
+    return exc != REPYNET_EXC_INTERNAL ? exc : row->fallback;
 }
 
 static PyObject *
