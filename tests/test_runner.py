@@ -769,20 +769,39 @@ def test_a_throttled_rate_slows_the_program_down(tmp_path):
     assert float(result.stdout) >= 2.8
 
 
-def test_the_same_program_is_not_slowed_by_the_default_rates(tmp_path):
-    # The control for the test above: with the default's loopsend of 1e7
-    # bytes/s the program reports less than the throttled lower bound.  This
-    # is a comparison between two runs, not a time limit on this one.
-    result = run_program(tmp_path, """\
-        server = listenformessage("127.0.0.1", 63135)
-        start = getruntime()
-        for _ in range(4):
-            sendmessage("127.0.0.1", 63135, "x" * 2000, "127.0.0.1", 63134)
-        log("%.3f" % (getruntime() - start))
-        server.close()
-        """)
+# --- local-address options (spec 4.3) ---------------------------------------------------
+
+SHOW_ADDRESSES = """\
+log(getmyip())
+try:
+    listenformessage("127.0.0.2", 63140).close()
+    log(", 127.0.0.2 allowed")
+except ResourceForbiddenError:
+    log(", 127.0.0.2 forbidden")
+"""
+
+
+@pytest.mark.parametrize("options, expected", [
+    (["--ip", "127.0.0.1"], b"127.0.0.1 , 127.0.0.2 allowed"),
+    (["--ip", "127.0.0.2", "--ip", "127.0.0.1"], b"127.0.0.2 , 127.0.0.2 allowed"),
+    (["--ip", "127.0.0.1", "--ip", "127.0.0.2"], b"127.0.0.1 , 127.0.0.2 allowed"),
+    (["--iface", "lo"], b"127.0.0.1 , 127.0.0.2 allowed"),
+    (["--ip", "127.0.0.1", "--nootherips"], b"127.0.0.1 , 127.0.0.2 forbidden"),
+    (["--nootherips"], b"127.0.0.1 , 127.0.0.2 forbidden"),
+    (["--ip=127.0.0.2", "--nootherips"], b"127.0.0.2 , 127.0.0.2 allowed"),
+], ids=["ip", "ip-order-1", "ip-order-2", "iface", "nootherips", "nootherips-alone",
+        "equals-form"])
+def test_local_address_options_set_getmyip_and_the_allowed_local_ips(tmp_path, options,
+                                                                     expected):
+    result = run_program(tmp_path, SHOW_ADDRESSES, before=options)
     assert result.returncode == 0, result.stderr
-    assert float(result.stdout) < 2.8
+    assert result.stdout == expected
+
+
+def test_local_address_options_after_the_program_apply_too(tmp_path):
+    result = run_program(tmp_path, SHOW_ADDRESSES, "--ip", "127.0.0.2", "--nootherips", "x")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"127.0.0.2 , 127.0.0.2 allowed"
 
 
 # --- the examples ----------------------------------------------------------------------
