@@ -5,46 +5,45 @@ see the documentation in ``docs/`` for the API reference.
 """
 
 from . import _repynet, errors
+from ._repynet import NetworkAPI, TCPServerSocket, TCPSocket, UDPServerSocket
 from .errors import (  # the 27 documented Repy names, listed once in errors.__all__
-    RepyException,
-    RepyArgumentError,
-    TimeoutError,
+    AddressBindingError,
+    AlreadyListeningError,
+    CleanupInProgressError,
     CodeUnsafeError,
+    ConnectionRefusedError,
     ContextUnsafeError,
-    ResourceUsageError,
+    DuplicateTupleError,
+    FileClosedError,
+    FileError,
+    FileInUseError,
+    FileNotFoundError,
+    InternalRepyError,
+    InternetConnectivityError,
+    LocalIPChanged,
+    LockDoubleReleaseError,
+    NetworkAddressError,
+    NetworkError,
+    RepyArgumentError,
+    RepyException,
     ResourceExhaustedError,
     ResourceForbiddenError,
-    FileError,
-    FileNotFoundError,
-    FileInUseError,
+    ResourceUsageError,
     SeekPastEndOfFileError,
-    FileClosedError,
-    LockDoubleReleaseError,
-    NetworkError,
-    NetworkAddressError,
-    AlreadyListeningError,
-    DuplicateTupleError,
-    CleanupInProgressError,
-    InternetConnectivityError,
-    AddressBindingError,
-    ConnectionRefusedError,
-    LocalIPChanged,
     SocketClosedLocal,
     SocketClosedRemote,
     SocketWouldBlockError,
     TCPServerSocketInvalidError,
-    InternalRepyError,
+    TimeoutError,
 )
-
-from ._repynet import NetworkAPI, TCPServerSocket, TCPSocket, UDPServerSocket
 from .ipv6 import ipv6_names
 
 __version__ = "0.1.0"
 
 _repynet._register_exceptions(errors)
 
-from . import restrictions  # noqa: E402 - needs the exceptions registered
-from .restrictions import (  # noqa: E402
+from . import restrictions  # needs the exceptions registered
+from .restrictions import (
     Restrictions,
     RestrictionsError,
     current_restrictions,

@@ -34,7 +34,7 @@ def server():
     srv.close()
 
 
-def _connected_pair(srv, local_port=_port(1)):
+def _connected_pair(srv, local_port=63101):
     client = repynet.openconnection(LO, _port(0), LO, local_port, 5)
     for _ in range(200):
         try:
@@ -491,7 +491,7 @@ def test_timeout_against_a_listener_that_never_accepts():
     try:
         holder.bind((LO, _port(9)))
         holder.listen(0)
-        for n in range(10):
+        for _ in range(10):
             filler = socket.socket()
             filler.setblocking(False)
             fillers.append(filler)
