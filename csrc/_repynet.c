@@ -68,6 +68,8 @@ repynet_exec(PyObject *module)
         return -1;
     if (repynet_api_exec(module) < 0)
         return -1;
+    if (repynet_queue_exec(module) < 0)
+        return -1;
     return 0;
 }
 
@@ -84,6 +86,8 @@ repynet_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->tcp_socket_type);
     Py_VISIT(state->tcp_server_type);
     Py_VISIT(state->udp_server_type);
+    Py_VISIT(state->completion_queue_type);
+    Py_VISIT(state->async_socket_type);
     return 0;
 }
 
@@ -100,6 +104,8 @@ repynet_clear(PyObject *module)
     Py_CLEAR(state->tcp_socket_type);
     Py_CLEAR(state->tcp_server_type);
     Py_CLEAR(state->udp_server_type);
+    Py_CLEAR(state->completion_queue_type);
+    Py_CLEAR(state->async_socket_type);
     return 0;
 }
 

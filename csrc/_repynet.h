@@ -140,6 +140,9 @@ typedef struct repynet_state {
     PyObject *probes_v4, *probes_v6;
     PyTypeObject *api_type, *tcp_socket_type, *tcp_server_type,
         *udp_server_type;
+    /* py_queue.c: its two types and its list of live AsyncSockets. */
+    PyTypeObject *completion_queue_type, *async_socket_type;
+    void *async_sockets;
 } repynet_state;
 
 /*
@@ -268,5 +271,6 @@ PyObject *repynet_server_new(repynet_state *state, int tcp, int fd, int text,
 int repynet_udp_listener_fd(PyObject *listener);
 int repynet_sockets_exec(PyObject *module);
 int repynet_api_exec(PyObject *module);
+int repynet_queue_exec(PyObject *module); /* py_queue.c */
 
 #endif /* REPYNET_GLUE_H */

@@ -1,0 +1,754 @@
+/*
+ * py_queue.c: the private CompletionQueue and AsyncSocket types, the
+ * Python face of the completion port and async socket (rn_port.c,
+ * rn_asock.c).  Design: docs/design-core.md, "Python exposure".
+ *
+ * Rule one: the port's worker never runs Python code.  The C completion
+ * callbacks below (pyq_on_send/pyq_on_receive) run on the worker, or inline
+ * on a thread that may not hold the GIL (close with the GIL released); they
+ * only fill in a C record and append it to the queue under the queue's
+ * mutex, writing the queue's eventfd on the empty -> non-empty transition.
+ * drain() runs on a Python thread with the GIL, and only it releases the
+ * Py_buffer export, the token and the socket reference of an operation.
+ *
+ * Lifetimes: a pending operation holds a strong reference to its socket
+ * object, the socket one to its queue; so neither can be deallocated while C
+ * may still point into them or into the exported buffer.  Completed records
+ * sitting in a queue are visible to the GC through the queue's traverse.
+ *
+ * Locks: queue->lock is a leaf (nothing is called while holding it except
+ * write() on the eventfd).  Never waited on with the GIL held for long.
+ */
+#include "_repynet.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define PYQ_FINALIZING() Py_IsFinalizing()
+#else
+#define PYQ_FINALIZING() _Py_IsFinalizing()
+#endif
+
+typedef struct CompletionQueueObject CompletionQueueObject;
+typedef struct AsyncSocketObject AsyncSocketObject;
+
+/* One operation, from send_async/receive_async until drain() delivers it. */
+typedef struct pyq_op {
+    struct pyq_op *next;
+    CompletionQueueObject *queue; /* kept alive through sock */
+    PyObject *token;              /* strong */
+    PyObject *sock;               /* strong: the AsyncSocketObject */
+    Py_buffer view;               /* export held until delivered */
+    int result;
+    uint32_t nbytes;
+} pyq_op;
+
+struct CompletionQueueObject {
+    PyObject_HEAD
+    pthread_mutex_t lock;
+    pyq_op *head; /* completed, not yet drained (guarded by lock) */
+    pyq_op *tail;
+    int signalled; /* eventfd written since the last drain */
+    int efd;
+};
+
+struct AsyncSocketObject {
+    PyObject_HEAD
+    rn_asock_t *sock;
+    CompletionQueueObject *queue; /* strong */
+    /* The module's list of live sockets, closed at exit. */
+    AsyncSocketObject *live_prev;
+    AsyncSocketObject *live_next;
+    repynet_state *state;
+};
+
+/* --- C side: runs on any thread, no GIL ------------------------------- */
+
+static void
+pyq_push(pyq_op *op)
+{
+    CompletionQueueObject *q = op->queue;
+    pthread_mutex_lock(&q->lock);
+    op->next = NULL;
+    if (q->tail != NULL)
+        q->tail->next = op;
+    else
+        q->head = op;
+    q->tail = op;
+    if (!q->signalled) {
+        uint64_t one = 1;
+        /* Written under the lock: once it is released, drain() may free
+         * the op, the socket and the queue itself. */
+        (void)!write(q->efd, &one, sizeof(one));
+        q->signalled = 1;
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+static void
+pyq_on_send(void *context, rn_asock_send_result_t result)
+{
+    pyq_op *op = context;
+    op->result = (int)result;
+    op->nbytes = result == RN_ASOCK_SEND_OK ? (uint32_t)op->view.len : 0;
+    pyq_push(op);
+}
+
+static void
+pyq_on_receive(void *context, rn_asock_receive_result_t result, uint32_t n)
+{
+    pyq_op *op = context;
+    op->result = (int)result;
+    op->nbytes = n;
+    pyq_push(op);
+}
+
+/* --- Python side (GIL held) ------------------------------------------ */
+
+/* Drops an operation's Python references and frees it. */
+static void
+pyq_op_release(pyq_op *op)
+{
+    if (PYQ_FINALIZING()) {
+        /* Late completion while the interpreter is going away: leak the
+         * references rather than run deallocators now. */
+        free(op);
+        return;
+    }
+    if (op->view.obj != NULL)
+        PyBuffer_Release(&op->view);
+    Py_XDECREF(op->token);
+    Py_XDECREF(op->sock);
+    free(op);
+}
+
+/* Takes every completed record out of q (and resets the eventfd). */
+static pyq_op *
+pyq_take_all(CompletionQueueObject *q)
+{
+    pthread_mutex_lock(&q->lock);
+    pyq_op *list = q->head;
+    q->head = q->tail = NULL;
+    if (q->signalled) {
+        uint64_t count;
+        (void)!read(q->efd, &count, sizeof(count));
+        q->signalled = 0;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return list;
+}
+
+/* Puts records back at the front (drain failed half-way). */
+static void
+pyq_put_back(CompletionQueueObject *q, pyq_op *list)
+{
+    if (list == NULL)
+        return;
+    pyq_op *last = list;
+    while (last->next != NULL)
+        last = last->next;
+    pthread_mutex_lock(&q->lock);
+    last->next = q->head;
+    q->head = list;
+    if (q->tail == NULL)
+        q->tail = last;
+    if (!q->signalled) {
+        uint64_t one = 1;
+        (void)!write(q->efd, &one, sizeof(one));
+        q->signalled = 1;
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+static PyObject *
+queue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, ":CompletionQueue", kwlist))
+        return NULL;
+    repynet_state *state = repynet_state_from_type(type);
+    if (state == NULL)
+        return NULL;
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    CompletionQueueObject *q = (CompletionQueueObject *)type->tp_alloc(type, 0);
+    if (q == NULL) {
+        close(efd);
+        return NULL;
+    }
+    pthread_mutex_init(&q->lock, NULL);
+    q->efd = efd;
+    state->live[REPYNET_LIVE_COMPLETION_QUEUE]++;
+    return (PyObject *)q;
+}
+
+static int
+queue_traverse(CompletionQueueObject *q, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(q));
+    pthread_mutex_lock(&q->lock);
+    for (pyq_op *op = q->head; op != NULL; op = op->next) {
+        int rc = 0;
+        if (op->token != NULL)
+            rc = visit(op->token, arg);
+        if (rc == 0 && op->sock != NULL)
+            rc = visit(op->sock, arg);
+        if (rc == 0 && op->view.obj != NULL)
+            rc = visit(op->view.obj, arg);
+        if (rc != 0) {
+            pthread_mutex_unlock(&q->lock);
+            return rc;
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+    return 0;
+}
+
+static int
+queue_clear(CompletionQueueObject *q)
+{
+    pyq_op *list = pyq_take_all(q);
+    while (list != NULL) {
+        pyq_op *next = list->next;
+        pyq_op_release(list);
+        list = next;
+    }
+    return 0;
+}
+
+static void
+queue_dealloc(CompletionQueueObject *q)
+{
+    PyTypeObject *type = Py_TYPE(q);
+    repynet_state *state = repynet_state_from_type(type);
+    PyObject_GC_UnTrack(q);
+    queue_clear(q);
+    /* A pusher may still be inside unlock(): wait for it to leave. */
+    pthread_mutex_lock(&q->lock);
+    pthread_mutex_unlock(&q->lock);
+    pthread_mutex_destroy(&q->lock);
+    close(q->efd);
+    if (state != NULL)
+        state->live[REPYNET_LIVE_COMPLETION_QUEUE]--;
+    else
+        PyErr_Clear();
+    type->tp_free((PyObject *)q);
+    Py_DECREF(type);
+}
+
+static PyObject *
+queue_fileno(CompletionQueueObject *q, PyObject *unused)
+{
+    return PyLong_FromLong(q->efd);
+}
+
+/* drain() -> [(token, result, nbytes), ...] in completion order. */
+static PyObject *
+queue_drain(CompletionQueueObject *q, PyObject *unused)
+{
+    pyq_op *list = pyq_take_all(q);
+    Py_ssize_t n = 0;
+    for (pyq_op *op = list; op != NULL; op = op->next)
+        n++;
+    PyObject *result = PyList_New(n);
+    if (result == NULL) {
+        pyq_put_back(q, list);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        pyq_op *op = list;
+        PyObject *item = Py_BuildValue("(Oik)", op->token, op->result,
+                                       (unsigned long)op->nbytes);
+        if (item == NULL) {
+            /* Keep what was not delivered for the next drain. */
+            pyq_put_back(q, list);
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyList_SET_ITEM(result, i, item);
+        list = op->next;
+        pyq_op_release(op);
+    }
+    return result;
+}
+
+/* wait(timeout=None) -> bool: True once a completion is ready. */
+static PyObject *
+queue_wait(CompletionQueueObject *q, PyObject *args)
+{
+    PyObject *timeout_obj = Py_None;
+    double timeout = -1.0;
+    struct timespec start, now;
+
+    if (!PyArg_ParseTuple(args, "|O:wait", &timeout_obj))
+        return NULL;
+    if (timeout_obj != Py_None) {
+        timeout = PyFloat_AsDouble(timeout_obj);
+        if (timeout == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (timeout < 0)
+            timeout = 0;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        pthread_mutex_lock(&q->lock);
+        int ready = q->head != NULL;
+        pthread_mutex_unlock(&q->lock);
+        if (ready)
+            Py_RETURN_TRUE;
+        int ms = -1;
+        if (timeout >= 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            double left = timeout - ((double)(now.tv_sec - start.tv_sec) +
+                                     (double)(now.tv_nsec - start.tv_nsec) / 1e9);
+            if (left <= 0)
+                Py_RETURN_FALSE;
+            ms = left > 2e9 / 1000 ? 2000000000 : (int)(left * 1000) + 1;
+        }
+        struct pollfd pfd = {.fd = q->efd, .events = POLLIN};
+        int rc, err = 0;
+        Py_BEGIN_ALLOW_THREADS
+        rc = poll(&pfd, 1, ms);
+        if (rc < 0)
+            err = errno;
+        Py_END_ALLOW_THREADS
+        if (rc < 0) {
+            if (err != EINTR) {
+                errno = err;
+                return PyErr_SetFromErrno(PyExc_OSError);
+            }
+            if (PyErr_CheckSignals() < 0)
+                return NULL;
+        }
+    }
+}
+
+static PyMethodDef queue_methods[] = {
+    {"fileno", (PyCFunction)queue_fileno, METH_NOARGS,
+     "The queue's eventfd: readable while completions wait (for "
+     "loop.add_reader)."},
+    {"drain", (PyCFunction)queue_drain, METH_NOARGS,
+     "drain() -> [(token, result, nbytes), ...], oldest first.  result is "
+     "ASYNC_RESULT_OK, _ERROR or _ABANDONED; releases the operations' "
+     "buffers."},
+    {"wait", (PyCFunction)queue_wait, METH_VARARGS,
+     "wait(timeout=None) -> bool: block (GIL released) until a completion is "
+     "ready; False on timeout."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot queue_slots[] = {
+    {Py_tp_new, queue_new},
+    {Py_tp_dealloc, queue_dealloc},
+    {Py_tp_traverse, queue_traverse},
+    {Py_tp_clear, queue_clear},
+    {Py_tp_methods, queue_methods},
+    {Py_tp_doc, "CompletionQueue(): where AsyncSocket operations complete "
+                "(private)."},
+    {0, NULL},
+};
+
+static PyType_Spec queue_spec = {
+    .name = "repynet._repynet.CompletionQueue",
+    .basicsize = sizeof(CompletionQueueObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = queue_slots,
+};
+
+/* --- AsyncSocket ------------------------------------------------------- */
+
+static void
+live_link(repynet_state *state, AsyncSocketObject *s)
+{
+    AsyncSocketObject *head = state->async_sockets;
+    s->live_prev = NULL;
+    s->live_next = head;
+    if (head != NULL)
+        head->live_prev = s;
+    state->async_sockets = s;
+}
+
+static void
+live_unlink(repynet_state *state, AsyncSocketObject *s)
+{
+    if (s->live_prev != NULL)
+        s->live_prev->live_next = s->live_next;
+    else if (state->async_sockets == s)
+        state->async_sockets = s->live_next;
+    if (s->live_next != NULL)
+        s->live_next->live_prev = s->live_prev;
+    s->live_prev = s->live_next = NULL;
+}
+
+static void
+asock_opened(void *context, rn_asock_open_result_t result)
+{
+    /* open is synchronous: its return value says everything. */
+}
+
+/* AsyncSocket(fd, queue): takes ownership of fd (also on failure). */
+static PyObject *
+asock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"fd", "queue", NULL};
+    int fd, rc;
+    PyObject *queue;
+    rn_asock_t *sock = NULL;
+
+    repynet_state *state = repynet_state_from_type(type);
+    if (state == NULL)
+        return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO!:AsyncSocket", kwlist,
+                                     &fd, state->completion_queue_type, &queue))
+        return NULL;
+    if (fd < 0) {
+        errno = EBADF;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    rc = rn_asock_create(NULL, fd, &sock);
+    if (rc < 0) {
+        close(fd);
+        goto error;
+    }
+    rc = rn_asock_open_async(sock, asock_opened, NULL);
+    if (rc < 0) {
+        Py_BEGIN_ALLOW_THREADS
+        rn_asock_destroy(sock); /* closes fd */
+        Py_END_ALLOW_THREADS
+        goto error;
+    }
+    AsyncSocketObject *s = (AsyncSocketObject *)type->tp_alloc(type, 0);
+    if (s == NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        rn_asock_destroy(sock);
+        Py_END_ALLOW_THREADS
+        return NULL;
+    }
+    s->sock = sock;
+    s->queue = (CompletionQueueObject *)Py_NewRef(queue);
+    s->state = state;
+    live_link(state, s);
+    state->live[REPYNET_LIVE_ASYNC_SOCKET]++;
+    return (PyObject *)s;
+
+error:
+    errno = -rc;
+    return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+static int
+asock_traverse(AsyncSocketObject *s, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(s));
+    Py_VISIT(s->queue);
+    return 0;
+}
+
+static void
+asock_dealloc(AsyncSocketObject *s)
+{
+    PyTypeObject *type = Py_TYPE(s);
+    PyObject_GC_UnTrack(s);
+    live_unlink(s->state, s);
+    if (s->sock != NULL) {
+        rn_asock_t *sock = s->sock;
+        s->sock = NULL;
+        /* Nothing is pending (each pending op holds a reference to us);
+         * destroy may still join the worker if it drops the last port
+         * reference, so never with the GIL. */
+        Py_BEGIN_ALLOW_THREADS
+        rn_asock_destroy(sock);
+        Py_END_ALLOW_THREADS
+    }
+    Py_CLEAR(s->queue);
+    s->state->live[REPYNET_LIVE_ASYNC_SOCKET]--;
+    type->tp_free((PyObject *)s);
+    Py_DECREF(type);
+}
+
+static pyq_op *
+op_new(AsyncSocketObject *s, PyObject *token)
+{
+    pyq_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    op->queue = s->queue;
+    op->token = Py_NewRef(token);
+    op->sock = Py_NewRef((PyObject *)s);
+    return op;
+}
+
+static int
+check_length(Py_ssize_t len)
+{
+    if (len == 0) {
+        PyErr_SetString(PyExc_ValueError, "empty buffer");
+        return -1;
+    }
+    if ((uint64_t)len > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "buffer larger than 4 GiB - 1 (uint32_t lengths)");
+        return -1;
+    }
+    return 0;
+}
+
+/* send_async(data, token): the completion (token, result, len) is queued. */
+static PyObject *
+asock_send_async(AsyncSocketObject *s, PyObject *args)
+{
+    PyObject *data, *token;
+    if (!PyArg_ParseTuple(args, "OO:send_async", &data, &token))
+        return NULL;
+    pyq_op *op = op_new(s, token);
+    if (op == NULL)
+        return NULL;
+    if (PyObject_GetBuffer(data, &op->view, PyBUF_SIMPLE) < 0 ||
+        check_length(op->view.len) < 0) {
+        pyq_op_release(op);
+        return NULL;
+    }
+    /* Non-blocking: no GIL release (it would cost more than the call).
+     * The callback may run (inline) before this returns. */
+    rn_asock_buffer_t buf = {op->view.buf, (uint32_t)op->view.len};
+    rn_asock_send_sync_result_t r =
+        rn_asock_send_async(s->sock, &buf, 1, pyq_on_send, op);
+    if (r == RN_ASOCK_SEND_SYNC_OK)
+        Py_RETURN_NONE;
+    pyq_op_release(op);
+    if (r == RN_ASOCK_SEND_SYNC_ABANDONED) {
+        PyErr_SetString(PyExc_ConnectionAbortedError,
+                        "the async socket is closed or its connection is gone");
+    } else {
+        PyErr_SetString(PyExc_OSError, "async send failed");
+    }
+    return NULL;
+}
+
+/*
+ * receive_async(nbytes_or_buffer, token) -> the buffer read into (a new
+ * bytearray for a size).  The completion (token, result, nbytes) is queued.
+ */
+static PyObject *
+asock_receive_async(AsyncSocketObject *s, PyObject *args)
+{
+    PyObject *what, *token, *target;
+    if (!PyArg_ParseTuple(args, "OO:receive_async", &what, &token))
+        return NULL;
+    if (PyLong_Check(what)) {
+        Py_ssize_t n = PyLong_AsSsize_t(what);
+        if (n == -1 && PyErr_Occurred())
+            return NULL;
+        if (n < 0) {
+            PyErr_SetString(PyExc_ValueError, "negative size");
+            return NULL;
+        }
+        if (check_length(n) < 0)
+            return NULL;
+        target = PyByteArray_FromStringAndSize(NULL, n);
+        if (target == NULL)
+            return NULL;
+    } else {
+        target = Py_NewRef(what);
+    }
+    pyq_op *op = op_new(s, token);
+    if (op == NULL) {
+        Py_DECREF(target);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(target, &op->view, PyBUF_WRITABLE) < 0 ||
+        check_length(op->view.len) < 0) {
+        pyq_op_release(op);
+        Py_DECREF(target);
+        return NULL;
+    }
+    rn_asock_buffer_t buf = {op->view.buf, (uint32_t)op->view.len};
+    int rc = rn_asock_receive_async(s->sock, &buf, 1, pyq_on_receive, op);
+    if (rc < 0) {
+        pyq_op_release(op);
+        Py_DECREF(target);
+        errno = -rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return target;
+}
+
+/* close(): pending operations complete ABANDONED (queued); GIL released. */
+static PyObject *
+asock_close(AsyncSocketObject *s, PyObject *unused)
+{
+    rn_asock_t *sock = s->sock;
+    Py_BEGIN_ALLOW_THREADS
+    rn_asock_close(sock);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+asock_fileno(AsyncSocketObject *s, PyObject *unused)
+{
+    return PyLong_FromLong(rn_asock_fd(s->sock));
+}
+
+static PyObject *
+asock_get_queue(AsyncSocketObject *s, void *closure)
+{
+    return Py_NewRef((PyObject *)s->queue);
+}
+
+static PyMethodDef asock_methods[] = {
+    {"send_async", (PyCFunction)asock_send_async, METH_VARARGS,
+     "send_async(data, token): queue a send of a bytes-like object."},
+    {"receive_async", (PyCFunction)asock_receive_async, METH_VARARGS,
+     "receive_async(nbytes_or_buffer, token) -> buffer: queue a receive."},
+    {"close", (PyCFunction)asock_close, METH_NOARGS,
+     "close(): pending operations complete with ASYNC_RESULT_ABANDONED."},
+    {"fileno", (PyCFunction)asock_fileno, METH_NOARGS,
+     "The socket's fd, or -1 once closed."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef asock_getset[] = {
+    {"queue", (getter)asock_get_queue, NULL, "The CompletionQueue.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot asock_slots[] = {
+    {Py_tp_new, asock_new},
+    {Py_tp_dealloc, asock_dealloc},
+    {Py_tp_traverse, asock_traverse},
+    {Py_tp_methods, asock_methods},
+    {Py_tp_getset, asock_getset},
+    {Py_tp_doc, "AsyncSocket(fd, queue): an epoll-driven socket that owns fd "
+                "(pass sock.detach()) and completes into queue (private)."},
+    {0, NULL},
+};
+
+static PyType_Spec asock_spec = {
+    .name = "repynet._repynet.AsyncSocket",
+    .basicsize = sizeof(AsyncSocketObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = asock_slots,
+};
+
+/* --- module functions -------------------------------------------------- */
+
+/* _port_fds() -> [epoll fd, eventfd] of the process's port, or []. */
+static PyObject *
+port_fds(PyObject *module, PyObject *unused)
+{
+    int fds[2];
+    int n = rn_port_global_fds(fds);
+    PyObject *list = PyList_New(n);
+    if (list == NULL)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        PyObject *fd = PyLong_FromLong(fds[i]);
+        if (fd == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, fd);
+    }
+    return list;
+}
+
+/*
+ * _async_shutdown(): the atexit handler.  Closes every live AsyncSocket
+ * (their pending operations are queued ABANDONED), drains their queues so
+ * the buffers are released, then drops the process's port reference (the
+ * worker stops once no socket uses it) with the GIL released.
+ */
+static PyObject *
+async_shutdown(PyObject *module, PyObject *unused)
+{
+    repynet_state *state = repynet_get_state(module);
+    PyObject *live = PyList_New(0);
+    if (live == NULL)
+        return NULL;
+    for (AsyncSocketObject *s = state->async_sockets; s; s = s->live_next) {
+        if (PyList_Append(live, (PyObject *)s) < 0) {
+            Py_DECREF(live);
+            return NULL;
+        }
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(live); i++) {
+        AsyncSocketObject *s = (AsyncSocketObject *)PyList_GET_ITEM(live, i);
+        rn_asock_t *sock = s->sock;
+        Py_BEGIN_ALLOW_THREADS
+        rn_asock_close(sock);
+        Py_END_ALLOW_THREADS
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(live); i++) {
+        AsyncSocketObject *s = (AsyncSocketObject *)PyList_GET_ITEM(live, i);
+        queue_clear(s->queue);
+    }
+    Py_DECREF(live);
+    Py_BEGIN_ALLOW_THREADS
+    rn_port_global_release();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef queue_module_methods[] = {
+    {"_port_fds", port_fds, METH_NOARGS,
+     "The fds the process-wide completion port owns (epoll fd, eventfd); "
+     "[] when there is no port.  They live on by design."},
+    {"_async_shutdown", async_shutdown, METH_NOARGS,
+     "Close every AsyncSocket and release the completion port (atexit)."},
+    {NULL, NULL, 0, NULL},
+};
+
+int
+repynet_queue_exec(PyObject *module)
+{
+    repynet_state *state = repynet_get_state(module);
+    PyObject *atexit = NULL, *handler = NULL, *rc = NULL;
+
+    state->completion_queue_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &queue_spec, NULL);
+    if (state->completion_queue_type == NULL)
+        return -1;
+    if (PyModule_AddType(module, state->completion_queue_type) < 0)
+        return -1;
+    state->async_socket_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &asock_spec, NULL);
+    if (state->async_socket_type == NULL)
+        return -1;
+    if (PyModule_AddType(module, state->async_socket_type) < 0)
+        return -1;
+    if (PyModule_AddIntConstant(module, "ASYNC_RESULT_OK", 0) < 0 ||
+        PyModule_AddIntConstant(module, "ASYNC_RESULT_ERROR", 1) < 0 ||
+        PyModule_AddIntConstant(module, "ASYNC_RESULT_ABANDONED", 2) < 0)
+        return -1;
+    if (PyModule_AddFunctions(module, queue_module_methods) < 0)
+        return -1;
+
+    /* Close the sockets before finalization, while Python still works. */
+    handler = PyObject_GetAttrString(module, "_async_shutdown");
+    if (handler == NULL)
+        goto error;
+    atexit = PyImport_ImportModule("atexit");
+    if (atexit == NULL)
+        goto error;
+    rc = PyObject_CallMethod(atexit, "register", "O", handler);
+    if (rc == NULL)
+        goto error;
+    Py_DECREF(rc);
+    Py_DECREF(atexit);
+    Py_DECREF(handler);
+    return 0;
+
+error:
+    Py_XDECREF(atexit);
+    Py_XDECREF(handler);
+    return -1;
+}
