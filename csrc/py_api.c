@@ -147,8 +147,9 @@ address_error(repynet_state *state, PyObject *name, const char *why)
 
 /*
  * Resolves name to the addresses of family, in resolver order without
- * duplicates (D12, D17): a new list of str.  Literals are returned as
- * given without a query.
+ * duplicates (D12, D17): a new list of str.  An address literal of either
+ * family is returned as given without a query (D21: every call accepts
+ * both, so gethostbyname('::1') and getAddripv6('127.0.0.1') work alike).
  */
 static PyObject *
 resolve(repynet_state *state, PyObject *name, sa_family_t family)
@@ -165,7 +166,7 @@ resolve(repynet_state *state, PyObject *name, sa_family_t family)
         return address_error(state, name, "not a valid host name");
     }
     if (len > 0 && len <= RN_ADDR_TEXT_MAX &&
-        rn_addr_parse(text, (size_t)len, &literal) == family)
+        rn_addr_parse(text, (size_t)len, &literal) > 0)
         return Py_BuildValue("[O]", name);
     if (family == AF_INET && all_digits_and_dots(text, len)) {
         struct in_addr dotted;
@@ -251,13 +252,6 @@ api_gethostbyname(NetworkApiObject *self, PyObject *const *args,
         return NULL;
     if (PyUnicode_GET_LENGTH(args[0]) == 0)
         return PyUnicode_FromString("0.0.0.0");
-    /* An IPv6 literal is accepted like an IPv4 one (D21). */
-    rn_addr_t literal;
-    Py_ssize_t len;
-    const char *text = PyUnicode_AsUTF8AndSize(args[0], &len);
-    if (text != NULL && rn_addr_parse(text, (size_t)len, &literal) == AF_INET6)
-        return Py_NewRef(args[0]);
-    PyErr_Clear();
     PyObject *all = resolve(state, args[0], AF_INET);
     if (all == NULL)
         return NULL;

@@ -270,9 +270,33 @@ remote_matches(const rn_endpoint_t *listed, const rn_endpoint_t *wanted)
            rn_addr_equal(&listed_addr, &wanted_addr);
 }
 
+/*
+ * An IPv6 socket that leaves IPV6_V6ONLY off (as other programs may) holds
+ * IPv4 ports too, yet /proc lists it only in tcp6/udp6, as "::" or as a
+ * v4-mapped address.  Rewrites such an endpoint as the IPv4 one it holds:
+ * 0, or -EAFNOSUPPORT for a plain IPv6 endpoint.  The listing does not say
+ * whether a "::" socket is V6ONLY; the lookups run only after the kernel
+ * refused an IPv4 bind or connect, so one on the port is taken as the
+ * holder.
+ */
 static int
-scan_listing(const char *path, const rn_tuple_t *key, unsigned state_mask,
-             bool match_remote)
+as_ipv4(rn_endpoint_t *ep)
+{
+    struct in_addr v4 = {.s_addr = htonl(INADDR_ANY)};
+    if (IN6_IS_ADDR_V4MAPPED(&ep->addr.ip.v6))
+        memcpy(&v4, &ep->addr.ip.v6.s6_addr[12], sizeof(v4));
+    else if (!IN6_IS_ADDR_UNSPECIFIED(&ep->addr.ip.v6))
+        return -EAFNOSUPPORT;
+    memset(&ep->addr, 0, sizeof(ep->addr));
+    ep->addr.family = AF_INET;
+    ep->addr.ip.v4 = v4;
+    return 0;
+}
+
+/* Scans one listing whose entries are of family listed. */
+static int
+scan_listing(const char *path, sa_family_t listed, const rn_tuple_t *key,
+             unsigned state_mask, bool match_remote)
 {
     char line[512], local[64], remote[64];
     unsigned state;
@@ -290,8 +314,12 @@ scan_listing(const char *path, const rn_tuple_t *key, unsigned state_mask,
             continue;
         if (state >= 32 || !(state_mask & RN_TCP_STATE(state)))
             continue;
-        if (parse_proc_endpoint(local, key->local.addr.family, &listed_local) < 0 ||
-            parse_proc_endpoint(remote, key->local.addr.family, &listed_remote) < 0)
+        if (parse_proc_endpoint(local, listed, &listed_local) < 0 ||
+            parse_proc_endpoint(remote, listed, &listed_remote) < 0)
+            continue;
+        if (listed != key->local.addr.family &&
+            (as_ipv4(&listed_local) < 0 ||
+             (match_remote && as_ipv4(&listed_remote) < 0)))
             continue;
         if (!local_matches(&listed_local, &key->local))
             continue;
@@ -303,19 +331,29 @@ scan_listing(const char *path, const rn_tuple_t *key, unsigned state_mask,
     return found;
 }
 
+/* An IPv4 key is looked up in the IPv6 listing too (see as_ipv4). */
+static int
+scan_listings(const char *v4_path, const char *v6_path, const rn_tuple_t *key,
+              unsigned state_mask, bool match_remote)
+{
+    if (key->local.addr.family == AF_INET6)
+        return scan_listing(v6_path, AF_INET6, key, state_mask, match_remote);
+    int found = scan_listing(v4_path, AF_INET, key, state_mask, match_remote);
+    if (found != 0)
+        return found;
+    return scan_listing(v6_path, AF_INET6, key, state_mask, match_remote);
+}
+
 int
 rn_os_tcp_find(const rn_tuple_t *key, unsigned state_mask, bool match_remote)
 {
-    const char *path = key->local.addr.family == AF_INET6 ? "/proc/net/tcp6"
-                                                          : "/proc/net/tcp";
-    return scan_listing(path, key, state_mask, match_remote);
+    return scan_listings("/proc/net/tcp", "/proc/net/tcp6", key, state_mask,
+                         match_remote);
 }
 
 int
 rn_os_udp_find(const rn_tuple_t *key)
 {
-    const char *path = key->local.addr.family == AF_INET6 ? "/proc/net/udp6"
-                                                          : "/proc/net/udp";
     /* UDP sockets are listed with state 7 (TCP_CLOSE) when unconnected. */
-    return scan_listing(path, key, ~0u, false);
+    return scan_listings("/proc/net/udp", "/proc/net/udp6", key, ~0u, false);
 }

@@ -77,7 +77,9 @@ enum {
 /*
  * Whether the OS lists a TCP socket in one of the states of state_mask
  * whose local end matches key's (wildcard-aware, D15) and, when
- * match_remote, whose remote end equals key's.  1 found, 0 not, -errno.
+ * match_remote, whose remote end equals key's.  For an IPv4 key, dual-stack
+ * IPv6 sockets ("::" or v4-mapped in tcp6/udp6) count too.  1 found, 0
+ * not, -errno.
  */
 int rn_os_tcp_find(const rn_tuple_t *key, unsigned state_mask,
                    bool match_remote);

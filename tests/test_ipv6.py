@@ -1,0 +1,1017 @@
+"""The IPv6 names of the Repy V2 API (seed 003; spec sections 2, 3 and 7; D12-D14, D21-D26).
+
+Every exception of every IPv6 call is produced on ``::1`` and checked in the
+spec's precedence; the IPv4/IPv6 mixes; name resolution and the no-route
+case of getmyip run only inside a private network namespace (``unshare -n``)
+with a private hosts file, so no name ever reaches a DNS server.  Tests that
+need the IPv6 loopback take the conftest ``loopback`` fixture with ``::1``,
+which skips them on a host without it.
+
+Ports: this file uses 63150-63199 (the default restrictions allow
+63100-63199; tests/test_v2_api.py uses 63100-63149).  Every object a test
+opens is closed, or the autouse leak check in conftest.py fails the test.
+"""
+
+import functools
+import json
+import os
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import repynet
+from repynet import _repynet, errors
+
+V6 = "::1"
+V4 = "127.0.0.1"
+NOT_OURS_V6 = "2001:db8::1"  # documentation prefix: never an address of this host
+NOT_OURS_V4 = "203.0.113.9"  # TEST-NET-3: never an address of this host
+FORBIDDEN_PORT = 12345  # outside the default 63100-63199
+
+# Tests that need ::1 take the conftest fixture with ::1 only: it skips them,
+# with the reason, on a host without an IPv6 loopback.
+ipv6_loopback = pytest.mark.parametrize("loopback", [V6], indirect=True, ids=["ipv6"])
+
+
+def P(n):
+    """Port n of this file's 63150-63199."""
+    assert 0 <= n < 50
+    return 63150 + n
+
+
+@pytest.fixture
+def closing():
+    """closing(obj) closes obj (a repynet object or a socket) after the test."""
+    objects = []
+    yield objects.append
+    for obj in reversed(objects):
+        obj.close()
+
+
+@pytest.fixture
+def limits():
+    """limits(**changes): the default restrictions with changes, for one test."""
+
+    def apply(**changes):
+        repynet.set_restrictions(repynet.Restrictions.default().replace(**changes))
+
+    yield apply
+    repynet.set_restrictions(repynet.Restrictions.default())
+
+
+@pytest.fixture
+def preferences():
+    """preferences(entries, nootherips): local-address preferences for one test."""
+    yield _repynet._set_ip_preferences
+    _repynet._set_ip_preferences(None, False)
+
+
+def _poll(call, what, tries=500):
+    for _ in range(tries):
+        try:
+            return call()
+        except errors.SocketWouldBlockError:
+            time.sleep(0.01)
+    raise AssertionError(f"{what} never arrived")
+
+
+def _accept(server):
+    return _poll(server.getconnection, "the connection")
+
+
+def _message(udp):
+    return _poll(udp.getmessage, "the datagram")
+
+
+def _recv_exactly(sock, count):
+    data = b""
+    for _ in range(2000):
+        if len(data) >= count:
+            break
+        try:
+            data += sock.recv(count - len(data))
+        except errors.SocketWouldBlockError:
+            time.sleep(0.005)
+    return data
+
+
+def _connect(server_port, local_port, closing, ip=V6, server=None):
+    """(listener, client, accepted) on ip, all closed after the test."""
+    if server is None:
+        server = repynet.listenforconnection_ipv6(ip, server_port)
+        closing(server)
+    client = repynet.openconnection_ipv6(ip, server_port, ip, local_port, 5)
+    closing(client)
+    remote_ip, remote_port, accepted = _accept(server)
+    closing(accepted)
+    assert (remote_ip, remote_port) == (ip, local_port)
+    return server, client, accepted
+
+
+def _usage():
+    return repynet.getresources()[1]
+
+
+# --- the names ---------------------------------------------------------------
+
+IPV6_CALLS = ("getAddripv6", "getmyip_ipv6", "sendmessage_ipv6", "listenformessage_ipv6",
+              "openconnection_ipv6", "listenforconnection_ipv6")
+
+
+def test_the_ipv6_names_are_the_v2_methods():
+    # D21: the _ipv6 names that move data are the V2 C methods themselves.
+    for name in ("sendmessage", "listenformessage", "openconnection", "listenforconnection"):
+        assert getattr(repynet, name + "_ipv6") == getattr(repynet, name)
+        assert type(getattr(repynet, name + "_ipv6")).__name__ == "builtin_function_or_method"
+    names = repynet.api_namespace(text=True)
+    assert set(IPV6_CALLS) <= set(names) and len(names) == 12
+    assert names["sendmessage_ipv6"] == names["sendmessage"]
+    assert names["getAddripv6"].__self__ is names["sendmessage"].__self__
+
+
+@pytest.mark.parametrize("call,args", [
+    ("getAddripv6", ()),
+    ("getAddripv6", (V6, V6)),
+    ("getmyip_ipv6", (V6,)),
+    ("sendmessage_ipv6", (V6, P(48), b"x", V6)),
+    ("listenformessage_ipv6", (V6,)),
+    ("openconnection_ipv6", (V6, P(48), V6, P(49))),
+    ("listenforconnection_ipv6", (V6, P(48), 1)),
+])
+def test_wrong_argument_count(call, args):
+    with pytest.raises(errors.RepyArgumentError):
+        getattr(repynet, call)(*args)
+
+
+def test_keyword_arguments_are_refused():
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.getAddripv6(name=V6)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.listenforconnection_ipv6(localip=V6, localport=P(48))
+
+
+# --- RepyArgumentError: types and values (spec 2.3-2.6 steps 1-6, D3-D6, D13) ---
+
+# Literals D13 refuses, and text that is no IPv6 literal at all.
+REFUSED_IPV6 = [
+    "::",                       # unspecified
+    "ff02::1",                  # multicast
+    "ff05::2",
+    "::ffff:127.0.0.1",         # v4-mapped
+    "::ffff:7f00:1",
+    "::2",                      # v4-compatible (deprecated ::a.b.c.d)
+    "fe80::1",                  # link-local without %scope
+    "::1%lo",                   # a scope on a non-link-local address
+    "2001:db8::1%1",
+    "fe80::1%",                 # empty scope
+    "fe80::1%no-such-if9",      # a scope naming no interface
+    "fe80::1%0",
+    ":::1", "::1::", "[::1]", " ::1", "::1 ", "::1\x00", "::g", "::1/128",
+]
+
+
+@pytest.mark.parametrize("bad", REFUSED_IPV6)
+def test_refused_literals_are_argument_errors_in_every_call(bad):
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.listenformessage_ipv6(bad, P(48))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.listenforconnection_ipv6(bad, P(48))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.openconnection_ipv6(bad, P(48), V6, P(49), 1)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.openconnection_ipv6(V6, P(48), bad, P(49), 1)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage_ipv6(bad, P(48), b"x", V6, P(49))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage_ipv6(V6, P(48), b"x", bad, P(49))
+
+
+@pytest.mark.parametrize("bad_ip", [b"::1", bytearray(b"::1"), 1, None, ["::1"]])
+def test_ip_must_be_str(bad_ip):
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.listenformessage_ipv6(bad_ip, P(48))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.openconnection_ipv6(V6, P(48), bad_ip, P(49), 1)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage_ipv6(bad_ip, P(48), b"x", V6, P(49))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.getAddripv6(bad_ip)
+
+
+@pytest.mark.parametrize("bad_port", [True, 1.0, "63198", None, 0, 65536, -1, 2**70])
+def test_port_type_and_value(bad_port):
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.listenforconnection_ipv6(V6, bad_port)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.listenformessage_ipv6(V6, bad_port)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.openconnection_ipv6(V6, bad_port, V6, P(49), 1)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage_ipv6(V6, P(48), b"x", V6, bad_port)
+
+
+@pytest.mark.parametrize("bad_timeout", [0, -1, 0.0, float("nan"), float("inf"), True, "1", None])
+def test_timeout_type_and_value(bad_timeout):
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.openconnection_ipv6(V6, P(48), V6, P(49), bad_timeout)
+
+
+def test_message_type():
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage_ipv6(V6, P(48), "text", V6, P(49))  # str: bytes mode (D1)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage_ipv6(V6, P(48), None, V6, P(49))
+
+
+def test_same_address_and_port_is_an_argument_error_compared_as_addresses():
+    # D24: '0::1' is '::1'; this check comes before the port permission (RFE).
+    for local in (V6, "0::1", "0:0:0:0:0:0:0:1"):
+        with pytest.raises(errors.RepyArgumentError):
+            repynet.sendmessage_ipv6("::1", FORBIDDEN_PORT, b"x", local, FORBIDDEN_PORT)
+        with pytest.raises(errors.RepyArgumentError):
+            repynet.openconnection_ipv6("::1", FORBIDDEN_PORT, local, FORBIDDEN_PORT, 1)
+
+
+def test_udp_payload_cap_is_9216_bytes():
+    # D14: the cap applies to IPv6; it comes after the port check (RFE wins)
+    # and before binding (so before AddressBindingError).
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.sendmessage_ipv6(V6, P(48), b"x" * 9217, V6, FORBIDDEN_PORT)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage_ipv6(V6, P(48), b"x" * 9217, NOT_OURS_V6, P(49))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage_ipv6(V6, P(48), b"x" * 9217, V6, P(49))
+
+
+# --- ResourceForbiddenError (spec 2.3-2.6, 6.2) ------------------------------
+
+
+def test_forbidden_port_wins_over_everything_later():
+    # Nothing is bound, so these need no IPv6 loopback.
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.listenforconnection_ipv6(V6, FORBIDDEN_PORT)
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.listenformessage_ipv6(V6, FORBIDDEN_PORT)
+    # ... over AddressBindingError for a local IP that is not ours,
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.listenforconnection_ipv6(NOT_OURS_V6, FORBIDDEN_PORT)
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.sendmessage_ipv6(V6, P(48), b"x", NOT_OURS_V6, FORBIDDEN_PORT)
+    # ... over ConnectionRefusedError (no listener) and the family mismatch (D26).
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.openconnection_ipv6(V6, P(48), V6, FORBIDDEN_PORT, 1)
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.openconnection_ipv6(V4, P(48), V6, FORBIDDEN_PORT, 1)
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.sendmessage_ipv6(V4, P(48), b"x", V6, FORBIDDEN_PORT)
+
+
+@ipv6_loopback
+def test_tcp_ports_are_connports_and_udp_ports_messports(loopback, limits, closing):
+    limits(connport=[P(40)], messport=[P(41)])
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.listenforconnection_ipv6(V6, P(41))
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.listenformessage_ipv6(V6, P(40))
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.sendmessage_ipv6(V6, P(41), b"x", V6, P(40))
+    closing(repynet.listenforconnection_ipv6(V6, P(40)))
+    closing(repynet.listenformessage_ipv6(V6, P(41)))
+
+
+@ipv6_loopback
+def test_nootherips_refuses_other_local_ips_before_binding(loopback, preferences, closing):
+    # Spec 4.3: a local IP the preferences do not allow is RFE, not
+    # AddressBindingError; ::1 (like 127.0.0.1) is always allowed.
+    preferences([("ip", V4)], True)
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.listenforconnection_ipv6(NOT_OURS_V6, P(42))
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.openconnection_ipv6(V6, P(42), NOT_OURS_V6, P(43), 1)
+    closing(repynet.listenforconnection_ipv6(V6, P(42)))
+
+
+# --- AddressBindingError: a local IP that is not this host's (D21) --------------
+
+
+@ipv6_loopback
+@pytest.mark.parametrize("local", [NOT_OURS_V6, "fe80::1%lo", "fd00:0:0:ffff::1"])
+def test_a_local_ip_that_is_not_ours_cannot_be_bound(loopback, local):
+    with pytest.raises(errors.AddressBindingError):
+        repynet.listenforconnection_ipv6(local, P(2))
+    with pytest.raises(errors.AddressBindingError):
+        repynet.listenformessage_ipv6(local, P(2))
+    with pytest.raises(errors.AddressBindingError):
+        repynet.openconnection_ipv6(V6, P(2), local, P(3), 1)
+    # The bind fails before anything is sent.
+    with pytest.raises(errors.AddressBindingError):
+        repynet.sendmessage_ipv6(V6, P(2), b"x", local, P(3))
+
+
+# --- AlreadyListeningError ---------------------------------------------------
+
+
+@ipv6_loopback
+def test_a_second_listener_on_the_same_address_is_refused(loopback, closing):
+    closing(repynet.listenforconnection_ipv6(V6, P(4)))
+    closing(repynet.listenformessage_ipv6(V6, P(4)))  # TCP and UDP coexist
+    for same in (V6, "0::1", "0000:0000:0000:0000:0000:0000:0000:0001"):  # D24
+        with pytest.raises(errors.AlreadyListeningError):
+            repynet.listenforconnection_ipv6(same, P(4))
+        with pytest.raises(errors.AlreadyListeningError):
+            repynet.listenformessage_ipv6(same, P(4))
+
+
+@ipv6_loopback
+def test_connecting_from_a_listening_port_is_refused(loopback, closing):
+    closing(repynet.listenforconnection_ipv6(V6, P(6)))
+    # Even toward a port nobody listens on: the bind fails first.
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.openconnection_ipv6(V6, P(7), V6, P(6), 1)
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.openconnection_ipv6(V6, P(7), "0::1", P(6), 1)
+
+
+@ipv6_loopback
+def test_a_port_held_by_another_program_is_found_in_proc(loopback, closing):
+    # Rule U / C1 with the OS listing (/proc/net/{tcp6,udp6}, D15).
+    holder = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    closing(holder)
+    holder.bind((V6, P(32)))
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.listenformessage_ipv6(V6, P(32))
+    # sendmessage only binds: EADDRINUSE there is DuplicateTupleError (spec 2.3).
+    with pytest.raises(errors.DuplicateTupleError):
+        repynet.sendmessage_ipv6(V6, P(33), b"x", V6, P(32))
+    listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    closing(listener)
+    listener.bind((V6, P(32)))
+    listener.listen(1)
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.listenforconnection_ipv6(V6, P(32))
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.openconnection_ipv6(V6, P(33), V6, P(32), 1)
+
+
+def _dual_stack(kind, address, port):
+    """A socket of another program that leaves IPV6_V6ONLY off (the Linux default)."""
+    sock = socket.socket(socket.AF_INET6, kind)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind((address, port))
+    return sock
+
+
+@ipv6_loopback
+@pytest.mark.parametrize("holder", ["::", "::ffff:127.0.0.1"])
+def test_a_dual_stack_listener_of_another_program_holds_the_ipv4_port(loopback, holder,
+                                                                      closing):
+    # Such a socket is listed in /proc/net/{tcp6,udp6} only, as "::" or as a
+    # v4-mapped address, yet it holds the IPv4 port: a listener, not cleanup.
+    listener = _dual_stack(socket.SOCK_STREAM, holder, P(28))
+    closing(listener)
+    listener.listen(1)
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.listenforconnection(V4, P(28))
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.openconnection(V4, P(29), V4, P(28), 1)
+    udp = _dual_stack(socket.SOCK_DGRAM, holder, P(28))
+    closing(udp)
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.listenformessage(V4, P(28))
+
+
+@ipv6_loopback
+def test_a_dual_stack_connection_of_another_program_holds_the_ipv4_tuple(loopback, closing):
+    server = repynet.listenforconnection(V4, P(30))
+    closing(server)
+    other = _dual_stack(socket.SOCK_STREAM, "::ffff:127.0.0.1", P(31))
+    closing(other)
+    other.connect(("::ffff:127.0.0.1", P(30)))
+    with pytest.raises(errors.DuplicateTupleError):
+        repynet.openconnection(V4, P(30), V4, P(31), 1)
+
+
+# --- DuplicateTupleError, ConnectionRefusedError, TimeoutError ---------------
+
+
+@ipv6_loopback
+def test_the_same_tuple_twice_is_a_duplicate(loopback, closing):
+    server = repynet.listenforconnection_ipv6(V6, P(8))
+    closing(server)
+    closing(repynet.openconnection_ipv6(V6, P(8), V6, P(9), 1))
+    for dest in (V6, "0::1"):  # D24: the tables compare addresses
+        with pytest.raises(errors.DuplicateTupleError):
+            repynet.openconnection_ipv6(dest, P(8), V6, P(9), 1)
+    closing(_accept(server)[2])
+
+
+@ipv6_loopback
+def test_connecting_where_nobody_listens_is_refused(loopback):
+    with pytest.raises(errors.ConnectionRefusedError):
+        repynet.openconnection_ipv6(V6, P(2), V6, P(3), 1)
+    assert not issubclass(errors.ConnectionRefusedError, OSError)  # D7
+
+
+@ipv6_loopback
+def test_connecting_to_a_full_backlog_times_out(loopback, closing):
+    # A listener of another program that never accepts: once its queue is
+    # full the kernel drops our SYNs, on loopback only.
+    listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    closing(listener)
+    listener.bind((V6, P(0)))
+    listener.listen(0)
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        closing(filler)
+        filler.setblocking(False)
+        filler.connect_ex((V6, P(0)))
+        fillers.append(filler)
+    select.select([], fillers[:1], [], 5.0)  # the first is queued: the queue is full
+    with pytest.raises(errors.TimeoutError) as raised:
+        repynet.openconnection_ipv6(V6, P(0), V6, P(1), 0.5)
+    assert not isinstance(raised.value, OSError)  # the Repy class, not the builtin
+
+
+# --- the socket objects (spec 3) ---------------------------------------------
+
+
+@ipv6_loopback
+def test_nothing_pending_would_block(loopback, closing):
+    server, client, accepted = _connect(P(10), P(11), closing)
+    with pytest.raises(errors.SocketWouldBlockError):
+        accepted.recv(10)
+    with pytest.raises(errors.SocketWouldBlockError):
+        client.recv(10)
+    with pytest.raises(errors.SocketWouldBlockError):
+        server.getconnection()
+    udp = repynet.listenformessage_ipv6(V6, P(10))
+    closing(udp)
+    with pytest.raises(errors.SocketWouldBlockError):
+        udp.getmessage()
+    assert client.send(b"hello") == 5
+    assert _recv_exactly(accepted, 5) == b"hello"
+
+
+@ipv6_loopback
+def test_close_returns_true_then_false_and_later_calls_are_closed_locally(loopback, closing):
+    server, client, accepted = _connect(P(10), P(11), closing)
+    assert client.close() is True
+    assert client.close() is False
+    assert accepted.close() is True
+    assert accepted.close() is False
+    for sock in (client, accepted):
+        with pytest.raises(errors.SocketClosedLocal):
+            sock.send(b"hi")
+        with pytest.raises(errors.SocketClosedLocal):
+            sock.recv(1)
+    assert server.close() is True
+    assert server.close() is True  # server close is always True (spec 3.2)
+    with pytest.raises(errors.SocketClosedLocal):
+        server.getconnection()
+    udp = repynet.listenformessage_ipv6(V6, P(10))
+    assert udp.close() is True
+    assert udp.close() is True
+    with pytest.raises(errors.SocketClosedLocal):
+        udp.getmessage()
+
+
+@ipv6_loopback
+def test_the_peer_closing_is_closed_remote_after_the_data(loopback, closing):
+    _server, client, accepted = _connect(P(14), P(15), closing)
+    client.send(b"last words")
+    client.close()
+    assert _recv_exactly(accepted, 10) == b"last words"
+    for _ in range(2):  # repeatable, and the socket stays open (spec 3.1)
+        with pytest.raises(errors.SocketClosedRemote):
+            accepted.recv(10)
+        with pytest.raises(errors.SocketClosedRemote):
+            accepted.send(b"too late")
+    assert accepted.close() is True
+
+
+@ipv6_loopback
+def test_send_eventually_blocks_with_less_than_a_mib_in_flight(loopback, closing):
+    _server, client, _accepted = _connect(P(12), P(13), closing)
+    chunk = b"x" * 65536
+    in_flight = 0
+    for _ in range(1000):
+        try:
+            in_flight += client.send(chunk)
+        except errors.SocketWouldBlockError:
+            break
+    else:
+        raise AssertionError(f"send never blocked after {in_flight} bytes")
+    assert 0 < in_flight < 1024 * 1024  # D22; the fork's connectionserversendblocks_ipv6
+
+
+@ipv6_loopback
+def test_listen_close_listen(loopback, closing):
+    server = repynet.listenforconnection_ipv6(V6, P(16))
+    client = repynet.openconnection_ipv6(V6, P(16), V6, P(17), 1)
+    _ip, _port, accepted = _accept(server)
+    assert client.close() is True
+    assert server.close() is True
+    # An accepted connection outlives its listener (spec 3.2).
+    with pytest.raises(errors.SocketClosedRemote):
+        _poll(lambda: accepted.recv(1), "the FIN")
+    assert accepted.close() is True
+    server = repynet.listenforconnection_ipv6(V6, P(16))
+    closing(server)
+    closing(repynet.openconnection_ipv6(V6, P(16), V6, P(18), 1))
+    ip, port, again = _accept(server)
+    closing(again)
+    assert (ip, port) == (V6, P(18))
+
+
+@ipv6_loopback
+@pytest.mark.parametrize("size", [0, 1, 5 * 1024, 9216])
+def test_udp_round_trip(loopback, closing, size):
+    server = repynet.listenformessage_ipv6(V6, P(19))
+    closing(server)
+    message = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    assert repynet.sendmessage_ipv6(V6, P(19), message, V6, P(20)) == size
+    assert _message(server) == (V6, P(20), message)
+
+
+@ipv6_loopback
+def test_udp_replies_leave_from_the_listener(loopback, closing):
+    # sendmessage from a pair a listener holds uses that listener, found by
+    # address (D24: '0::1' is the listener's '::1').
+    a = repynet.listenformessage_ipv6(V6, P(22))
+    closing(a)
+    b = repynet.listenformessage_ipv6(V6, P(23))
+    closing(b)
+    assert repynet.sendmessage_ipv6(V6, P(23), b"ping", "0::1", P(22)) == 4
+    assert _message(b) == (V6, P(22), b"ping")
+    assert repynet.sendmessage_ipv6("0:0::1", P(22), b"pong", V6, P(23)) == 4
+    assert _message(a) == (V6, P(23), b"pong")
+
+
+# --- IPv4 and IPv6 together (D21, D26, D13) ------------------------------------
+
+
+@ipv6_loopback
+def test_every_call_takes_both_families(loopback, closing):
+    # D21: the V4 names take IPv6 literals and the _ipv6 names IPv4 ones.
+    _connect(P(26), P(27), closing, ip=V4)
+    server6 = repynet.listenforconnection(V6, P(26))
+    closing(server6)
+    closing(repynet.openconnection(V6, P(26), V6, P(27), 1))
+    ip, port, accepted = _accept(server6)
+    closing(accepted)
+    assert (ip, port) == (V6, P(27))
+    udp4 = repynet.listenformessage_ipv6(V4, P(26))
+    closing(udp4)
+    udp6 = repynet.listenformessage(V6, P(26))
+    closing(udp6)
+    repynet.sendmessage_ipv6(V4, P(26), b"four", V4, P(27))
+    repynet.sendmessage(V6, P(26), b"six", V6, P(27))
+    assert _message(udp4) == (V4, P(27), b"four")
+    assert _message(udp6) == (V6, P(27), b"six")
+
+
+@ipv6_loopback
+@pytest.mark.parametrize("local,dest", [(V6, V4), (V4, V6), ("0::1", V4)])
+def test_family_mismatch_is_an_argument_error(loopback, closing, local, dest):
+    # Listeners on the destination, so that nothing else could fail.
+    closing(repynet.listenforconnection(dest, P(24)))
+    closing(repynet.listenformessage(dest, P(24)))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.openconnection_ipv6(dest, P(24), local, P(25), 1)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage_ipv6(dest, P(24), b"x", local, P(25))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage(dest, P(24), b"x", local, P(25))
+    # The mismatch left nothing bound behind: the local pair is free.
+    closing(repynet.listenforconnection(local, P(25)))
+    closing(repynet.listenformessage(local, P(25)))
+
+
+@ipv6_loopback
+def test_family_mismatch_from_a_listener_pair(loopback, closing):
+    closing(repynet.listenformessage_ipv6(V6, P(25)))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage_ipv6(V4, P(24), b"x", V6, P(25))
+
+
+@ipv6_loopback
+@pytest.mark.parametrize("local,dest", [(NOT_OURS_V6, V4), (NOT_OURS_V4, V6)])
+def test_a_local_ip_not_ours_wins_over_the_family_mismatch(loopback, local, dest):
+    # D21/D26: AddressBindingError, then the mismatch; the fork's
+    # openconnection_ipv6 test with an IPv4 localip expects exactly this.
+    with pytest.raises(errors.AddressBindingError):
+        repynet.openconnection_ipv6(dest, P(24), local, P(25), 1)
+    with pytest.raises(errors.AddressBindingError):
+        repynet.sendmessage_ipv6(dest, P(24), b"x", local, P(25))
+
+
+@ipv6_loopback
+def test_bind_errors_come_before_the_family_mismatch(loopback, closing):
+    # The mismatch is raised at the bind step: a listener on the local pair
+    # is found first.
+    closing(repynet.listenforconnection_ipv6(V6, P(25)))
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.openconnection_ipv6(V4, P(24), V6, P(25), 1)
+
+
+@ipv6_loopback
+def test_the_two_families_listen_on_the_same_port(loopback, closing):
+    # IPV6_V6ONLY: a ::1 socket never holds the IPv4 port, and back.
+    tcp4 = repynet.listenforconnection(V4, P(20))
+    closing(tcp4)
+    tcp6 = repynet.listenforconnection_ipv6(V6, P(20))
+    closing(tcp6)
+    udp6 = repynet.listenformessage_ipv6(V6, P(20))
+    closing(udp6)
+    udp4 = repynet.listenformessage(V4, P(20))
+    closing(udp4)
+    closing(repynet.openconnection(V4, P(20), V4, P(21), 1))
+    closing(repynet.openconnection_ipv6(V6, P(20), V6, P(21), 1))
+    ip4, port4, conn4 = _accept(tcp4)
+    closing(conn4)
+    ip6, port6, conn6 = _accept(tcp6)
+    closing(conn6)
+    assert (ip4, port4, ip6, port6) == (V4, P(21), V6, P(21))
+    repynet.sendmessage(V4, P(20), b"v4", V4, P(21))
+    repynet.sendmessage_ipv6(V6, P(20), b"v6", V6, P(21))
+    assert _message(udp4) == (V4, P(21), b"v4")
+    assert _message(udp6) == (V6, P(21), b"v6")
+    with pytest.raises(errors.SocketWouldBlockError):
+        udp4.getmessage()
+
+
+def _socket_fds():
+    fds = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                fds.add(int(name))
+        except OSError:
+            pass
+    return fds
+
+
+def _v6only(fd):
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        assert sock.family == socket.AF_INET6
+        return sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+
+
+@ipv6_loopback
+def test_every_ipv6_socket_is_v6only(loopback, closing):
+    made = []
+
+    def track(call):
+        before = _socket_fds()
+        result = call()
+        made.extend(_socket_fds() - before)
+        return result
+
+    server = track(lambda: repynet.listenforconnection_ipv6(V6, P(34)))
+    closing(server)
+    closing(track(lambda: repynet.listenformessage_ipv6(V6, P(34))))
+    closing(track(lambda: repynet.openconnection_ipv6(V6, P(34), V6, P(35), 1)))
+    closing(track(lambda: _accept(server)[2]))
+    assert len(made) == 4
+    assert [_v6only(fd) for fd in made] == [1, 1, 1, 1]
+
+
+# --- resources (spec 6.3) -------------------------------------------------------
+
+
+@ipv6_loopback
+def test_sockets_are_counted_and_released(loopback, closing):
+    base = _usage()
+    server = repynet.listenforconnection_ipv6(V6, P(36))
+    udp = repynet.listenformessage_ipv6(V6, P(36))
+    assert _usage()["insockets"] == base["insockets"] + 2
+    client = repynet.openconnection_ipv6(V6, P(36), V6, P(37), 1)
+    accepted = _accept(server)[2]
+    assert _usage()["outsockets"] == base["outsockets"] + 2
+    repynet.sendmessage_ipv6(V6, P(36), b"x", V6, P(37))  # D11: none kept
+    assert _usage()["outsockets"] == base["outsockets"] + 2
+    for obj in (accepted, client, udp, server):
+        obj.close()
+    after = _usage()
+    assert (after["insockets"], after["outsockets"]) == (base["insockets"], base["outsockets"])
+    assert {P(36), P(37)} <= after["connport"] and P(37) in after["messport"]
+
+
+@ipv6_loopback
+def test_traffic_to_the_ipv6_loopback_is_charged_to_loop_rates(loopback, closing):
+    udp = repynet.listenformessage_ipv6(V6, P(38))
+    closing(udp)
+    before = _usage()
+    repynet.sendmessage_ipv6(V6, P(38), b"y" * 5000, V6, P(39))
+    _message(udp)
+    after = _usage()
+    assert after["loopsend"] >= 64 + 5000 and after["looprecv"] >= 64 + 5000
+    assert (after["netsend"], after["netrecv"]) == (before["netsend"], before["netrecv"])
+
+
+def test_getaddripv6_charges_the_network_rates_up_front():
+    repynet.getAddripv6(V6)
+    usage = _usage()
+    assert usage["netsend"] >= 1024 and usage["netrecv"] >= 4096
+    with pytest.raises(errors.NetworkAddressError):
+        repynet.getAddripv6("::")
+    usage = _usage()
+    assert usage["netsend"] >= 1024 and usage["netrecv"] >= 4096
+
+
+@ipv6_loopback
+def test_binding_errors_win_over_exhausted_counts(loopback, limits, closing):
+    # D26: bind/connect errors first, then ResourceExhaustedError.
+    limits(insockets=0, outsockets=0)
+    with pytest.raises(errors.AddressBindingError):
+        repynet.listenforconnection_ipv6(NOT_OURS_V6, P(44))
+    with pytest.raises(errors.ResourceExhaustedError):
+        repynet.listenforconnection_ipv6(V6, P(44))
+    with pytest.raises(errors.ResourceExhaustedError):
+        repynet.listenformessage_ipv6(V6, P(44))
+    with pytest.raises(errors.ConnectionRefusedError):
+        repynet.openconnection_ipv6(V6, P(44), V6, P(45), 1)
+    with pytest.raises(errors.ResourceExhaustedError):
+        repynet.sendmessage_ipv6(V6, P(44), b"x", V6, P(45))
+    limits(insockets=1, outsockets=0)
+    server = repynet.listenforconnection_ipv6(V6, P(44))
+    closing(server)
+    with pytest.raises(errors.ResourceExhaustedError):
+        repynet.openconnection_ipv6(V6, P(44), V6, P(46), 1)
+
+
+# --- text mode (D1, D2) ---------------------------------------------------------
+
+
+@ipv6_loopback
+def test_text_mode_ipv6_round_trip(loopback, closing):
+    api = repynet.api_namespace(text=True)
+    udp = api["listenformessage_ipv6"](V6, P(47))
+    closing(udp)
+    assert api["sendmessage_ipv6"](V6, P(47), "caf\xe9", V6, P(46)) == 4
+    assert _message(udp) == (V6, P(46), "caf\xe9")
+
+
+# --- names and literals (D12, D17, D21, D25) -----------------------------------
+
+
+def test_gethostbyname_of_an_ipv6_literal_is_the_literal():
+    # D21: the V4 names take IPv6 literals; an address literal comes back
+    # unchanged (as an IPv4 literal does), without a query.
+    assert repynet.gethostbyname("::1") == "::1"
+    assert repynet.gethostbyname("0::1") == "0::1"
+
+
+def test_getaddripv6_of_a_literal_is_the_literal():
+    # D12: [literal]; D21: an IPv4 literal is accepted alike (a Repy program
+    # can pass what it resolved to any call).
+    assert repynet.getAddripv6("::1") == ["::1"]
+    assert repynet.getAddripv6("0::1") == ["0::1"]
+    assert repynet.getAddripv6("fe80::1%lo") == ["fe80::1%lo"]
+    assert repynet.getAddripv6("127.0.0.1") == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize("text", ["::", "ff02::1", "::ffff:127.0.0.1", "fe80::1", "::1%lo",
+                                  "224.0.0.1", "0.1.2.3", "127.0.0.010", "1.2.3", "", "1.2.3.4.5"])
+def test_getaddripv6_of_a_refused_literal_is_an_address_error(text):
+    # Text made of hex digits, colons and dots never reaches the resolver.
+    with pytest.raises(errors.NetworkAddressError):
+        repynet.getAddripv6(text)
+
+
+@ipv6_loopback
+def test_getmyip_ipv6_is_a_routable_address_of_this_host_or_no_connectivity(loopback):
+    # D19/D27: a UDP connect toward the probe addresses; no packet is sent.
+    try:
+        ip = repynet.getmyip_ipv6()
+    except errors.InternetConnectivityError:
+        return
+    family, canonical = _repynet._parse_address(ip)
+    assert family == socket.AF_INET6 and canonical not in ("::1",)
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+        probe.bind((ip, 0))  # an address of this host
+
+
+@ipv6_loopback
+def test_getmyip_ipv6_returns_the_configured_address(loopback, preferences):
+    preferences([("ip", V6)], False)
+    assert repynet.getmyip_ipv6() == V6
+
+
+# --- inside a private network namespace: names, no route ----------------------
+
+NETNS_PRELUDE = '''
+import ctypes, fcntl, json, socket, struct, sys
+
+import repynet
+from repynet import errors
+
+MS_BIND = 4096
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def bind_file(source, target):
+    if _libc.mount(source.encode(), target.encode(), None, MS_BIND, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount --bind " + target)
+
+
+def lo_up():
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
+
+
+def outcome(call, *args):
+    try:
+        return ["ok", call(*args)]
+    except Exception as exc:
+        return ["raise", type(exc).__name__]
+
+
+# Private resolver files: /etc/hosts from the test and "hosts: files", so
+# no lookup can turn into a DNS query (there is no route out either).
+if len(sys.argv) > 2:
+    bind_file(sys.argv[1], "/etc/hosts")
+    bind_file(sys.argv[2], "/etc/nsswitch.conf")
+'''
+
+
+@functools.cache
+def _unshare_prefix():
+    """(command prefix, None), or (None, why a namespace cannot be made here)."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None, "the unshare command is not installed"
+    why = ""
+    for prefix in ([unshare, "-n", "--mount"], [unshare, "-r", "-n", "--mount"]):
+        try:
+            result = subprocess.run([*prefix, sys.executable, "-c", "pass"],
+                                    capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            return None, "unshare -n did not finish"
+        if result.returncode == 0:
+            return prefix, None
+        why = result.stderr.strip() or f"exit status {result.returncode}"
+    return None, f"unshare -n is not permitted here: {why}"
+
+
+@pytest.fixture
+def netns(tmp_path):
+    """netns(code, hosts=None) runs code in a new network namespace; its JSON result.
+
+    The code runs after NETNS_PRELUDE and stores what it found in ``result``.
+    With ``hosts`` (the text of a hosts file) it resolves with that file only.
+    """
+    prefix, why = _unshare_prefix()
+    if prefix is None:
+        pytest.skip(why)
+
+    def run(code, hosts=None):
+        script = tmp_path / "child.py"
+        script.write_text(NETNS_PRELUDE + textwrap.dedent(code) +
+                          "\nprint(json.dumps(result))\n")
+        argv = [*prefix, sys.executable, str(script)]
+        if hosts is not None:
+            (tmp_path / "hosts").write_text(hosts)
+            (tmp_path / "nsswitch.conf").write_text("hosts: files\n")
+            argv += [str(tmp_path / "hosts"), str(tmp_path / "nsswitch.conf")]
+        child = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert child.returncode == 0, child.stderr
+        return json.loads(child.stdout.strip().splitlines()[-1])
+
+    return run
+
+
+HOSTS = """\
+# one name, both families, a duplicate written two ways (D24)
+::1 six.repynet.test
+2001:db8::5 six.repynet.test
+127.0.0.1 six.repynet.test
+0::1 six.repynet.test
+# resolver order is the resolver's (RFC 6724), not the file's
+2001:db8::5 reordered.repynet.test
+::1 reordered.repynet.test
+127.0.0.1 four.repynet.test
+"""
+
+
+def test_getaddripv6_resolves_names_deduplicated_in_resolver_order(netns):
+    found = netns("""
+        names = ["six.repynet.test", "reordered.repynet.test"]
+        result = {}
+        for name in names:
+            resolver = []
+            for info in socket.getaddrinfo(name, None, socket.AF_INET6, socket.SOCK_STREAM):
+                if info[4][0] not in resolver:
+                    resolver.append(info[4][0])
+            result[name] = [repynet.getAddripv6(name), resolver]
+        for name in ("four.repynet.test", "unknown.repynet.test"):
+            result[name] = outcome(repynet.getAddripv6, name)
+        result["gethostbyname six"] = outcome(repynet.gethostbyname, "six.repynet.test")
+        result["gethostbyname unknown"] = outcome(repynet.gethostbyname, "unknown.repynet.test")
+        """, hosts=HOSTS)
+    for name in ("six.repynet.test", "reordered.repynet.test"):
+        ours, resolver = found[name]
+        assert ours == resolver, name  # D12: deduplicated, in resolver order
+        assert sorted(ours) == ["2001:db8::5", "::1"], name
+    # A name with no IPv6 address, and a name nobody knows.
+    assert found["four.repynet.test"] == ["raise", "NetworkAddressError"]
+    assert found["unknown.repynet.test"] == ["raise", "NetworkAddressError"]
+    # gethostbyname resolves names to IPv4 only.
+    assert found["gethostbyname six"] == ["ok", "127.0.0.1"]
+    assert found["gethostbyname unknown"] == ["raise", "NetworkAddressError"]
+
+
+@pytest.mark.parametrize("loopback_up", [False, True], ids=["lo-down", "lo-up"])
+def test_getmyip_without_a_route_is_no_connectivity(netns, loopback_up):
+    found = netns(f"""
+        if {loopback_up!r}:
+            lo_up()
+        result = [outcome(repynet.getmyip_ipv6), outcome(repynet.getmyip)]
+        """)
+    assert found == [["raise", "InternetConnectivityError"]] * 2
+
+
+def test_no_route_to_the_destination_is_no_connectivity(netns):
+    # Only lo exists in the namespace: nothing can leave it.
+    found = netns("""
+        lo_up()
+        result = [
+            outcome(repynet.sendmessage_ipv6, "2001:db8::5", 63198, b"x", "::1", 63199),
+            outcome(repynet.openconnection_ipv6, "2001:db8::5", 63198, "::1", 63199, 1.0),
+        ]
+        """)
+    if found[0] == ["raise", "AddressBindingError"]:
+        pytest.skip("no IPv6 on lo inside a new network namespace")
+    assert found == [["raise", "InternetConnectivityError"]] * 2
+
+
+# --- an IPv6 Repy program through the runner -----------------------------------
+
+PROGRAM = '''
+"""An IPv6 echo over ::1: TCP, then UDP, then a family mismatch."""
+
+PORT_SERVER = 63196
+PORT_CLIENT = 63197
+
+
+def wait(call):
+    while True:
+        try:
+            return call()
+        except SocketWouldBlockError:
+            sleep(0.01)
+
+
+if callfunc == "initialize":
+    address = getAddripv6("::1")[0]
+    server = listenforconnection_ipv6(address, PORT_SERVER)
+    client = openconnection_ipv6(address, PORT_SERVER, "::1", PORT_CLIENT, 5.0)
+    ip, port, conn = wait(server.getconnection)
+    client.send("hello over ipv6")
+    data = ""
+    while len(data) < 15:
+        data += wait(lambda: conn.recv(15 - len(data)))
+    log("tcp " + ip + " " + str(port) + " " + data + "\\n")
+    conn.close()
+    client.close()
+    server.close()
+
+    udp = listenformessage_ipv6("::1", PORT_SERVER)
+    sendmessage_ipv6("::1", PORT_SERVER, "datagram", "::1", PORT_CLIENT)
+    ip, port, message = wait(udp.getmessage)
+    log("udp " + ip + " " + str(port) + " " + message + "\\n")
+    udp.close()
+
+    try:
+        openconnection_ipv6("127.0.0.1", PORT_SERVER, "::1", PORT_CLIENT, 1.0)
+    except RepyArgumentError:
+        log("mismatch RepyArgumentError\\n")
+    listenforconnection_ipv6("::", PORT_SERVER)
+'''
+
+
+@ipv6_loopback
+def test_an_ipv6_program_runs_through_the_runner(loopback, tmp_path):
+    program = tmp_path / "echo6.repy"
+    program.write_text(PROGRAM)
+    child = subprocess.run([sys.executable, "-m", "repynet", "run", str(program)],
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert child.stdout.splitlines() == [
+        "tcp ::1 63197 hello over ipv6",
+        "udp ::1 63197 datagram",
+        "mismatch RepyArgumentError",
+    ], child.stderr
+    # The last line raises: an uncaught Repy exception ends the program with 1.
+    assert child.returncode == 1
+    assert "RepyArgumentError" in child.stderr
+
