@@ -1,0 +1,440 @@
+"""Integration tests of the async socket layer over real loopback sockets.
+
+The private types ``CompletionQueue`` and ``AsyncSocket`` of
+``repynet._repynet`` drive the C completion port (csrc/rn_port.c) and async
+socket (csrc/rn_asock.c).  Every socket is on 127.0.0.1 or ::1 with an
+ephemeral port.  Waits only guard against hangs ("no progress for a long
+time"); no test asserts how fast anything happened.
+"""
+
+import asyncio
+import os
+import resource
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from repynet import _repynet as native
+
+OK = native.ASYNC_RESULT_OK
+ERROR = native.ASYNC_RESULT_ERROR
+ABANDONED = native.ASYNC_RESULT_ABANDONED
+# A hang guard, not a performance bound: fail only after this long with no
+# progress at all.
+NO_PROGRESS_S = 60.0
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tcp_pair(host="127.0.0.1", sndbuf=None, rcvbuf=None):
+    """(client, server): a connected TCP pair on loopback, port 0."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as listener:
+        listener.bind((host, 0))
+        listener.listen(1)
+        client = socket.socket(family, socket.SOCK_STREAM)
+        if sndbuf:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        client.connect(listener.getsockname()[:2])
+        server, _ = listener.accept()
+    if rcvbuf:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    for s in (client, server):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return client, server
+
+
+def collect(queue, count):
+    """Drains until count completions arrived; returns them in order."""
+    got = []
+    last_progress = time.monotonic()
+    while len(got) < count:
+        if queue.wait(1.0):
+            batch = queue.drain()
+            if batch:
+                got += batch
+                last_progress = time.monotonic()
+        if time.monotonic() - last_progress > NO_PROGRESS_S:
+            pytest.fail(f"hang: {len(got)} of {count} completions, then nothing")
+    return got
+
+
+@pytest.fixture
+def queue():
+    q = native.CompletionQueue()
+    yield q
+    q.drain()
+
+
+def wrap(sock, queue):
+    """An AsyncSocket owning sock's fd (detached, so Python cannot close it)."""
+    return native.AsyncSocket(sock.detach(), queue)
+
+
+# --- basics ------------------------------------------------------------------
+
+
+def test_send_and_receive_round_trip(loopback, queue):
+    client, server = tcp_pair(loopback)
+    s = wrap(client, queue)
+    buf = s.receive_async(16, "r")
+    s.send_async(b"ping", "s")
+    assert server.recv(4) == b"ping"
+    server.sendall(b"pong")
+    done = dict((tok, (res, n)) for tok, res, n in collect(queue, 2))
+    assert done == {"s": (OK, 4), "r": (OK, 4)}
+    assert bytes(buf[:4]) == b"pong"
+    s.close()
+    server.close()
+
+
+def test_queue_fileno_is_an_eventfd_readable_while_completions_wait(queue):
+    client, server = tcp_pair()
+    s = wrap(client, queue)
+    assert not queue.wait(0)
+    s.send_async(b"x", 1)  # completes inline
+    assert queue.wait(0)
+    assert "eventfd" in os.readlink(f"/proc/self/fd/{queue.fileno()}")
+    assert queue.drain() == [(1, OK, 1)]
+    assert not queue.wait(0)
+    s.close()
+    server.close()
+
+
+def test_receive_into_caller_buffer_keeps_export_until_drained(queue):
+    """The Python buffer stays exported (cannot be resized) until the
+    completion was delivered by drain()."""
+    client, server = tcp_pair()
+    s = wrap(client, queue)
+    target = bytearray(8)
+    assert s.receive_async(target, "r") is target
+    with pytest.raises(BufferError):
+        target.extend(b"more")
+    server.sendall(b"abc")
+    assert collect(queue, 1) == [("r", OK, 3)]
+    target.extend(b"more")  # released by drain
+    assert bytes(target[:3]) == b"abc"
+    s.close()
+    server.close()
+
+
+def test_errors_raise_synchronously(queue):
+    client, server = tcp_pair()
+    s = wrap(client, queue)
+    with pytest.raises(ValueError):
+        s.send_async(b"", 1)
+    with pytest.raises(TypeError):
+        s.send_async("text", 1)
+    with pytest.raises(BufferError):
+        s.receive_async(b"read-only", 1)
+    s.close()
+    with pytest.raises(ConnectionAbortedError):
+        s.send_async(b"late", 1)
+    with pytest.raises(OSError):
+        s.receive_async(4, 1)
+    assert s.fileno() == -1
+    assert queue.drain() == []
+    server.close()
+
+
+# --- the scenarios of issue 4 ---------------------------------------------------
+
+
+def test_16_mib_through_a_slow_reader_is_byte_exact_and_ordered(queue):
+    """P5, P6, P8: backpressure (small buffers, slow reader) makes most sends
+    wait for EPOLLOUT; the stream still arrives complete and in order and the
+    completions come back in call order."""
+    total = 16 * 1024 * 1024
+    chunk = 64 * 1024
+    data = os.urandom(total)
+    client, server = tcp_pair(sndbuf=32 * 1024, rcvbuf=32 * 1024)
+    s = wrap(client, queue)
+    received = bytearray()
+
+    def slow_reader():
+        reads = 0
+        while len(received) < total:
+            part = server.recv(65536)
+            if not part:
+                break
+            received.extend(part)
+            reads += 1
+            if reads % 32 == 0:
+                time.sleep(0.001)
+
+    reader = threading.Thread(target=slow_reader)
+    view = memoryview(data)
+    for i in range(total // chunk):
+        s.send_async(view[i * chunk:(i + 1) * chunk], i)
+    reader.start()
+    done = collect(queue, total // chunk)
+    reader.join()
+    assert [tok for tok, _, _ in done] == list(range(total // chunk))
+    assert all(res == OK and n == chunk for _, res, n in done)
+    assert len(received) == total
+    assert received == data
+    view.release()
+    s.close()
+    server.close()
+
+
+def test_send_and_receive_outstanding_at_once(queue):
+    """P3: a receive waits while a large send waits for EPOLLOUT; neither
+    replaces the other (full duplex)."""
+    client, server = tcp_pair(sndbuf=16 * 1024, rcvbuf=16 * 1024)
+    s = wrap(client, queue)
+    buf = s.receive_async(64, "recv")
+    big = os.urandom(4 * 1024 * 1024)
+    s.send_async(big, "send")
+    assert not queue.wait(0.05)  # the send is stuck behind a full socket
+    server.sendall(b"meanwhile")
+    assert collect(queue, 1) == [("recv", OK, 9)]
+    assert bytes(buf[:9]) == b"meanwhile"
+    got = bytearray()
+    while len(got) < len(big):
+        got += server.recv(1 << 20)
+    assert collect(queue, 1) == [("send", OK, len(big))]
+    assert got == big
+    s.close()
+    server.close()
+
+
+def test_data_and_fin_are_delivered_before_abandoned(loopback, queue):
+    """P9: bytes followed by FIN arrive OK; only the next receive is
+    ABANDONED (end of stream)."""
+    client, server = tcp_pair(loopback)
+    server.sendall(b"last words")
+    server.close()
+    time.sleep(0.05)  # let data and FIN both be queued before we arm
+    s = wrap(client, queue)
+    buf = s.receive_async(64, 1)
+    assert collect(queue, 1) == [(1, OK, 10)]
+    assert bytes(buf[:10]) == b"last words"
+    s.receive_async(64, 2)
+    assert collect(queue, 1) == [(2, ABANDONED, 0)]
+    s.close()
+
+
+def test_peer_reset_abandons_receive_and_send(queue):
+    client, server = tcp_pair()
+    s = wrap(client, queue)
+    s.receive_async(64, "r")
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    server.close()  # RST
+    assert collect(queue, 1) == [("r", ABANDONED, 0)]
+    # Writing to a reset connection is abandoned too (and raises no SIGPIPE).
+    with pytest.raises(ConnectionAbortedError):
+        for _ in range(100):
+            s.send_async(b"x" * 1024, "s")
+            time.sleep(0.001)
+    for tok, res, _ in queue.drain():
+        assert tok == "s" and res == OK
+    s.close()
+
+
+def test_close_from_another_thread_with_operations_pending(queue):
+    """Pending receives and a send stuck on backpressure all complete
+    ABANDONED when another thread closes the socket (the GIL is released
+    while close waits)."""
+    client, server = tcp_pair(sndbuf=16 * 1024, rcvbuf=16 * 1024)
+    s = wrap(client, queue)
+    for i in range(5):
+        s.receive_async(16, ("recv", i))
+    s.send_async(os.urandom(8 * 1024 * 1024), ("send", 0))
+    s.send_async(b"queued behind", ("send", 1))
+    assert not queue.wait(0.05)
+    closer = threading.Thread(target=s.close)
+    closer.start()
+    done = collect(queue, 7)
+    closer.join()
+    assert sorted(tok for tok, _, _ in done) == sorted(
+        [("recv", i) for i in range(5)] + [("send", 0), ("send", 1)])
+    assert all(res == ABANDONED for _, res, _ in done)
+    # Per kind, in the order they were started (P13).
+    assert [t for t, _, _ in done if t[0] == "recv"] == [("recv", i) for i in range(5)]
+    assert [t for t, _, _ in done if t[0] == "send"] == [("send", 0), ("send", 1)]
+    server.close()
+
+
+def test_one_thousand_sockets(queue):
+    """1,000 connections on the one completion port: each async socket sends
+    and receives once."""
+    n = 1000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 2 * n + 100
+    if soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            pytest.skip(f"needs {need} fds, the limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    pairs = []
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(128)
+            for _ in range(n):
+                client = socket.create_connection(listener.getsockname())
+                server, _ = listener.accept()
+                pairs.append((wrap(client, queue), server))
+        bufs = []
+        for i, (s, server) in enumerate(pairs):
+            bufs.append(s.receive_async(8, ("r", i)))
+            s.send_async(struct.pack("!I", i), ("s", i))
+        for i, (_, server) in enumerate(pairs):
+            assert server.recv(4) == struct.pack("!I", i)
+            server.sendall(struct.pack("!I", n - i))
+        done = collect(queue, 2 * n)
+        assert all(res == OK for _, res, _ in done)
+        assert {tok for tok, _, _ in done} == {(k, i) for k in "rs" for i in range(n)}
+        for i, buf in enumerate(bufs):
+            assert bytes(buf[:4]) == struct.pack("!I", n - i)
+    finally:
+        for s, server in pairs:
+            s.close()
+            server.close()
+        queue.drain()
+        if soft < need:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_asyncio_loop_drains_through_add_reader(queue):
+    """fileno() plugs into asyncio: the loop thread drains and resolves."""
+    client, server = tcp_pair()
+    s = wrap(client, queue)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        futures = {}
+
+        def on_ready():
+            for token, result, nbytes in queue.drain():
+                futures.pop(token).set_result((result, nbytes))
+
+        loop.add_reader(queue.fileno(), on_ready)
+        try:
+            future = futures["r"] = loop.create_future()
+            buf = s.receive_async(16, "r")
+            await loop.run_in_executor(None, server.sendall, b"via asyncio")
+            assert await future == (OK, 11)
+            assert bytes(buf[:11]) == b"via asyncio"
+        finally:
+            loop.remove_reader(queue.fileno())
+
+    asyncio.run(main())
+    s.close()
+    server.close()
+
+
+def test_send_async_does_not_leak_on_churn(queue):
+    """P12 at the Python level: objects and buffers go away after drain."""
+    for _ in range(200):
+        client, server = tcp_pair()
+        s = wrap(client, queue)
+        s.receive_async(4, "r")
+        s.send_async(b"abcd", "s")
+        s.close()
+        collect(queue, 2)
+        del s
+        server.close()
+    assert native._live_objects()["async_socket"] == 0
+
+
+# --- process lifetime --------------------------------------------------------
+
+
+def run_script(body):
+    script = textwrap.dedent(body)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # A hang guard for the child process, not a bound on its speed.
+    return subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+PRELUDE = """
+import os, socket, threading, time
+from repynet import _repynet as native
+
+def tcp_pair():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    return client, server
+"""
+
+
+def test_interpreter_exit_with_sockets_open_does_not_hang():
+    result = run_script(PRELUDE + """
+q = native.CompletionQueue()
+client, server = tcp_pair()
+client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+s = native.AsyncSocket(client.detach(), q)
+for i in range(3):
+    s.receive_async(16, i)
+s.send_async(os.urandom(8 << 20), "big")   # stuck: nobody reads
+waiter = threading.Thread(target=q.wait, args=(None,), daemon=True)
+waiter.start()
+print("exiting", flush=True)
+""")
+    assert result.returncode == 0, result.stderr
+    assert "exiting" in result.stdout
+
+
+def test_fork_in_a_process_that_used_the_port():
+    result = run_script(PRELUDE + """
+q = native.CompletionQueue()
+client, server = tcp_pair()
+s = native.AsyncSocket(client.detach(), q)
+s.send_async(b"before", 0)
+assert q.drain() == [(0, native.ASYNC_RESULT_OK, 6)]
+parent_fds = native._port_fds()
+assert len(parent_fds) == 2
+pid = os.fork()
+if pid == 0:
+    try:
+        # The inherited socket cannot wait on the parent's port.
+        try:
+            s.receive_async(4, "old")
+            os._exit(3)
+        except OSError:
+            pass
+        # A new port for the child; sockets made here work normally.
+        q2 = native.CompletionQueue()
+        c2, s2 = tcp_pair()
+        a2 = native.AsyncSocket(c2.detach(), q2)
+        buf = a2.receive_async(8, "r")
+        a2.send_async(b"child", "s")
+        assert s2.recv(5) == b"child"
+        s2.sendall(b"hello")
+        got = []
+        while len(got) < 2:
+            q2.wait(5)
+            got += q2.drain()
+        assert sorted(got) == [("r", 0, 5), ("s", 0, 5)], got
+        assert bytes(buf[:5]) == b"hello"
+        assert len(native._port_fds()) == 2
+        a2.close()
+        s.close()
+        os._exit(0)
+    except BaseException as exc:
+        print("child failed:", repr(exc), flush=True)
+        os._exit(1)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+# The parent's port still works after the child is gone.
+assert native._port_fds() == parent_fds
+buf = s.receive_async(8, "after")
+server.sendall(b"parent")
+assert q.wait(30)
+assert q.drain() == [("after", native.ASYNC_RESULT_OK, 6)]
+assert bytes(buf[:6]) == b"parent"
+s.close()
+print("ok", flush=True)
+""")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok" in result.stdout
