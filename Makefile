@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 PIP ?= .venv/bin/pip
 
-.PHONY: help venv build test test-slow test-asan lint fmt docs bench
+.PHONY: help venv build test test-slow test-asan lint fmt docs bench valgrind-c
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -39,3 +39,16 @@ fmt: ## format the C code with clang-format
 
 docs: ## build the docs with warnings as errors
 	$(PYTHON) -m sphinx -W -q -b html docs docs/_build/html
+
+valgrind-c: ## run every C unit test under valgrind memcheck (errors and leaks fail)
+	@set -e; mkdir -p build/valgrind-c; \
+	flags="$$(REPYNET_SANITIZE= python3 -c 'import sys; sys.path.insert(0, "tools"); import build_flags; print(" ".join(build_flags.compile_args()))')"; \
+	for src in tests/c/test_*.c; do \
+		bin=build/valgrind-c/$$(basename $$src .c); \
+		$${CC:-cc} $$flags -g -O0 -Icsrc -Itests/c $$src tests/c/rn_test_main.c csrc/rn_*.c -o $$bin -lpthread; \
+		for t in $$($$bin --list); do \
+			valgrind -q --error-exitcode=1 --leak-check=full $$bin $$t >/dev/null || \
+				{ echo "valgrind-c: $$bin $$t failed"; exit 1; }; \
+		done; \
+	done; \
+	echo "valgrind-c: every C test is clean under memcheck"
