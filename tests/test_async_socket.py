@@ -281,7 +281,7 @@ def test_one_thousand_sockets(queue):
                 server, _ = listener.accept()
                 pairs.append((wrap(client, queue), server))
         bufs = []
-        for i, (s, server) in enumerate(pairs):
+        for i, (s, _server) in enumerate(pairs):
             bufs.append(s.receive_async(8, ("r", i)))
             s.send_async(struct.pack("!I", i), ("s", i))
         for i, (_, server) in enumerate(pairs):
