@@ -905,6 +905,9 @@ HOSTS = """\
 2001:db8::5 reordered.repynet.test
 ::1 reordered.repynet.test
 127.0.0.1 four.repynet.test
+# the usual pair, which this host's own /etc/hosts lacks
+127.0.0.1 localhost
+::1 localhost ip6-localhost
 """
 
 
@@ -920,6 +923,8 @@ def test_getaddripv6_resolves_names_deduplicated_in_resolver_order(netns):
             result[name] = [repynet.getAddripv6(name), resolver]
         for name in ("four.repynet.test", "unknown.repynet.test"):
             result[name] = outcome(repynet.getAddripv6, name)
+        result["localhost"] = [outcome(repynet.getAddripv6, "localhost"),
+                               outcome(repynet.gethostbyname, "localhost")]
         result["gethostbyname six"] = outcome(repynet.gethostbyname, "six.repynet.test")
         result["gethostbyname unknown"] = outcome(repynet.gethostbyname, "unknown.repynet.test")
         """, hosts=HOSTS)
@@ -930,6 +935,7 @@ def test_getaddripv6_resolves_names_deduplicated_in_resolver_order(netns):
     # A name with no IPv6 address, and a name nobody knows.
     assert found["four.repynet.test"] == ["raise", "NetworkAddressError"]
     assert found["unknown.repynet.test"] == ["raise", "NetworkAddressError"]
+    assert found["localhost"] == [["ok", ["::1"]], ["ok", "127.0.0.1"]]
     # gethostbyname resolves names to IPv4 only.
     assert found["gethostbyname six"] == ["ok", "127.0.0.1"]
     assert found["gethostbyname unknown"] == ["raise", "NetworkAddressError"]
