@@ -52,3 +52,6 @@ valgrind-c: ## run every C unit test under valgrind memcheck (errors and leaks f
 		done; \
 	done; \
 	echo "valgrind-c: every C test is clean under memcheck"
+
+bench: ## repynet vs raw socket: medians and ratios (ARGS=--quick for a short run)
+	$(PYTHON) bench/run.py $(ARGS)
