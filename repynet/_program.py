@@ -213,7 +213,12 @@ class Program:
         self._thread_started()
         thread = threading.Thread(target=self._run_main, args=(code, namespace),
                                   name=MAIN_THREAD_NAME, daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except builtins.RuntimeError:
+            self._thread_finished()
+            _repynet._event_release()
+            raise
 
     def wait(self, poll_seconds=0.2):
         """Block until every program thread has finished; returns 0.
@@ -283,7 +288,7 @@ class Program:
         code = exit_request.code
         if code is None:
             self.terminate(0)
-        if isinstance(code, int) and not isinstance(code, bool):
+        if isinstance(code, int):
             self.terminate(code)
         self._exit_lock.acquire()
         self._flush_stdout()

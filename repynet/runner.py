@@ -18,8 +18,8 @@ import signal
 import sys
 from dataclasses import dataclass, field
 
-from . import _program, _repynet, errors
-from .restrictions import Restrictions, RestrictionsError, set_restrictions
+from . import __version__, _program, _repynet, api_namespace, errors
+from .restrictions import Restrictions, RestrictionsError, getresources, set_restrictions
 
 USAGE = "usage: python -m repynet run [OPTIONS] PROGRAM [OPTIONS] [--] [ARG ...]"
 
@@ -175,8 +175,6 @@ def _run(argv):
         sys.stdout.write(HELP)
         return 0
     if options.show_version:
-        from . import __version__
-
         sys.stdout.write(f"repynet {__version__}\n")
         return 0
     if options.api == "v1":
@@ -232,17 +230,13 @@ def _run(argv):
 
 def _network_namespace():
     """The V2 network API in text mode, as the program sees it."""
-    import repynet
-
-    names = dict(repynet.api_namespace(text=True))
+    names = dict(api_namespace(text=True))
     names.setdefault("getresources", _checked_getresources)
     return names
 
 
 def _checked_getresources(*args, **kwargs):
     _program._check_arguments("getresources", args, kwargs, 0)
-    from .restrictions import getresources
-
     return getresources()
 
 

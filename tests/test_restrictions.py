@@ -6,6 +6,7 @@ afterwards so that the rest of the suite keeps its ports.
 """
 
 import math
+import socket
 import subprocess
 import sys
 import textwrap
@@ -462,13 +463,19 @@ def test_getresources_has_the_documented_shape():
     assert type(usage["connport"]) is set and type(usage["messport"]) is set
 
 
-def test_getresources_reports_network_usage_from_the_c_core():
+def test_getresources_reports_network_usage_from_the_c_core(restore_default):
+    # A port free now, rather than one of the default range that other
+    # programs on the machine may hold.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    repynet.set_restrictions(Restrictions.default().replace(messport=[port]))
     _, before, _ = repynet.getresources()
-    with repynet.listenformessage("127.0.0.1", 63188):
+    with repynet.listenformessage("127.0.0.1", port):
         _, during, _ = repynet.getresources()
     _, after, _ = repynet.getresources()
     assert during["insockets"] == before["insockets"] + 1
-    assert 63188 in during["messport"]
+    assert port in during["messport"]
     assert all(type(port) is int for port in during["messport"])
     assert after["insockets"] == before["insockets"]
 

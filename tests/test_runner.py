@@ -7,6 +7,7 @@ stops a run that hangs; no test asserts that anything is fast.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -53,6 +54,30 @@ def write_restrictions(tmp_path, extra="", name="limits.txt", base=RESTRICTIONS)
     path = tmp_path / name
     path.write_text(base + textwrap.dedent(extra))
     return path
+
+
+def free_ports(count, kind=socket.SOCK_DGRAM, host="127.0.0.1"):
+    """``count`` distinct ports nobody holds on ``host`` right now.
+
+    Tests that bind use these, allowed by their own restrictions file,
+    rather than the default range 63100-63199, which other programs on a
+    shared machine (other test runs, the examples) use too.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    probes = []
+    try:
+        for _ in range(count):
+            probe = socket.socket(family, kind)
+            probes.append(probe)
+            probe.bind((host, 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def port_lines(kind, ports):
+    return "".join(f"resource {kind} {port}\n" for port in ports)
 
 
 def last_stderr_line(result):
@@ -191,10 +216,12 @@ def test_python_2_syntax_is_not_converted(tmp_path):
 
 
 def test_a_network_error_is_reported_by_its_repy_class_name(tmp_path):
-    # Port 63199 is allowed by default; nothing listens on 127.0.0.1:63198.
+    # Nothing listens on the free destination port.
+    local, destination = free_ports(2, socket.SOCK_STREAM)
+    limits = write_restrictions(tmp_path, port_lines("connport", [local]))
     result = run_program(tmp_path, """\
-        openconnection("127.0.0.1", 63198, "127.0.0.1", 63199, 5)
-        """)
+        openconnection("127.0.0.1", int(callargs[1]), "127.0.0.1", int(callargs[0]), 5)
+        """, local, destination, before=("--restrictions", limits))
     assert result.returncode == 1
     assert last_stderr_line(result).startswith("ConnectionRefusedError: ")
 
@@ -535,9 +562,12 @@ def test_the_namespace_holds_the_repy_names(tmp_path):
 
 
 def test_the_network_api_is_in_text_mode(tmp_path):
+    server_port, client_port = free_ports(2)
+    limits = write_restrictions(tmp_path, port_lines("messport", [server_port, client_port]))
     result = run_program(tmp_path, """\
-        server = listenformessage("127.0.0.1", 63120)
-        sent = sendmessage("127.0.0.1", 63120, "caf\\u00e9", "127.0.0.1", 63121)
+        server_port, client_port = int(callargs[0]), int(callargs[1])
+        server = listenformessage("127.0.0.1", server_port)
+        sent = sendmessage("127.0.0.1", server_port, "caf\\u00e9", "127.0.0.1", client_port)
         while True:
             try:
                 ip, port, message = server.getmessage()
@@ -545,11 +575,11 @@ def test_the_network_api_is_in_text_mode(tmp_path):
             except SocketWouldBlockError:
                 sleep(0.01)
         server.close()
-        log(sent, ip, port, type(message).__name__, repr(message))
-        """)
+        log(sent, ip, port == client_port, type(message).__name__, repr(message))
+        """, server_port, client_port, before=("--restrictions", limits))
     assert result.returncode == 0, result.stderr
     # One character is one byte: 'caf\u00e9' is 4 bytes on the wire.
-    assert result.stdout.decode() == "4 127.0.0.1 63121 str 'caf\u00e9'"
+    assert result.stdout.decode() == "4 127.0.0.1 True str 'caf\u00e9'"
 
 
 def test_getthreadname_names_the_main_code_and_each_thread(tmp_path):
@@ -701,15 +731,16 @@ def test_a_port_outside_the_default_is_forbidden(tmp_path):
 
 
 def test_a_restrictions_file_replaces_the_allowed_ports(tmp_path):
-    limits = write_restrictions(tmp_path, "resource connport 12345\n")
+    [port] = free_ports(1, socket.SOCK_STREAM)
+    limits = write_restrictions(tmp_path, port_lines("connport", [port]))
     result = run_program(tmp_path, """\
-        server = listenforconnection("127.0.0.1", 12345)
+        server = listenforconnection("127.0.0.1", int(callargs[0]))
         server.close()
-        log("12345 allowed\\n")
+        log("the file's port is allowed\\n")
         listenforconnection("127.0.0.1", 63100)
-        """, before=("--restrictions", limits))
+        """, port, before=("--restrictions", limits))
     assert result.returncode == 1
-    assert result.stdout == b"12345 allowed\n"
+    assert result.stdout == b"the file's port is allowed\n"
     assert last_stderr_line(result).startswith("ResourceForbiddenError: ")
 
 
@@ -722,19 +753,20 @@ def test_a_file_without_ports_forbids_every_port(tmp_path):
 
 
 def test_insockets_limits_listeners(tmp_path):
-    limits = write_restrictions(
-        tmp_path, "resource messport 63130\nresource messport 63131\n",
-        base=RESTRICTIONS.replace("insockets 500", "insockets 1"))
+    ports = free_ports(2)
+    limits = write_restrictions(tmp_path, port_lines("messport", ports),
+                                base=RESTRICTIONS.replace("insockets 500", "insockets 1"))
     result = run_program(tmp_path, """\
-        first = listenformessage("127.0.0.1", 63130)
+        first_port, second_port = int(callargs[0]), int(callargs[1])
+        first = listenformessage("127.0.0.1", first_port)
         try:
-            listenformessage("127.0.0.1", 63131)
+            listenformessage("127.0.0.1", second_port)
         except ResourceExhaustedError:
             log("second listener refused")
         first.close()
-        listenformessage("127.0.0.1", 63131).close()
+        listenformessage("127.0.0.1", second_port).close()
         log(", a listener after a close is fine")
-        """, before=("--restrictions", limits))
+        """, *ports, before=("--restrictions", limits))
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"second listener refused , a listener after a close is fine"
 
@@ -753,18 +785,19 @@ def test_a_throttled_rate_slows_the_program_down(tmp_path):
     # loopsend 2000 bytes/s; 4 datagrams of 2000 bytes charge 4 * 2064 bytes.
     # The bucket holds one second's worth, so the sends take at least
     # (8256 - 2000) / 2000 = 3.1 s; asserted with a margin, as a lower bound.
-    limits = write_restrictions(
-        tmp_path, "resource messport 63134\nresource messport 63135\n",
-        base=RESTRICTIONS.replace("loopsend 10000000", "loopsend 2000"))
+    ports = free_ports(2)
+    limits = write_restrictions(tmp_path, port_lines("messport", ports),
+                                base=RESTRICTIONS.replace("loopsend 10000000", "loopsend 2000"))
     result = run_program(tmp_path, """\
-        server = listenformessage("127.0.0.1", 63135)
+        client_port, server_port = int(callargs[0]), int(callargs[1])
+        server = listenformessage("127.0.0.1", server_port)
         start = getruntime()
         for _ in range(4):
-            sendmessage("127.0.0.1", 63135, "x" * 2000, "127.0.0.1", 63134)
+            sendmessage("127.0.0.1", server_port, "x" * 2000, "127.0.0.1", client_port)
         elapsed = getruntime() - start
         server.close()
         log("%.3f" % elapsed)
-        """, before=("--restrictions", limits))
+        """, *ports, before=("--restrictions", limits))
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) >= 2.8
 
@@ -774,7 +807,7 @@ def test_a_throttled_rate_slows_the_program_down(tmp_path):
 SHOW_ADDRESSES = """\
 log(getmyip())
 try:
-    listenformessage("127.0.0.2", 63140).close()
+    listenformessage("127.0.0.2", int(callargs[0])).close()
     log(", 127.0.0.2 allowed")
 except ResourceForbiddenError:
     log(", 127.0.0.2 forbidden")
@@ -793,13 +826,19 @@ except ResourceForbiddenError:
         "equals-form"])
 def test_local_address_options_set_getmyip_and_the_allowed_local_ips(tmp_path, options,
                                                                      expected):
-    result = run_program(tmp_path, SHOW_ADDRESSES, before=options)
+    [port] = free_ports(1, host="127.0.0.2")
+    limits = write_restrictions(tmp_path, port_lines("messport", [port]))
+    result = run_program(tmp_path, SHOW_ADDRESSES, port,
+                         before=("--restrictions", limits, *options))
     assert result.returncode == 0, result.stderr
     assert result.stdout == expected
 
 
 def test_local_address_options_after_the_program_apply_too(tmp_path):
-    result = run_program(tmp_path, SHOW_ADDRESSES, "--ip", "127.0.0.2", "--nootherips", "x")
+    [port] = free_ports(1, host="127.0.0.2")
+    limits = write_restrictions(tmp_path, port_lines("messport", [port]))
+    result = run_program(tmp_path, SHOW_ADDRESSES, "--ip", "127.0.0.2", "--nootherips",
+                         "--restrictions", limits, port)
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"127.0.0.2 , 127.0.0.2 allowed"
 
