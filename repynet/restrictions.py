@@ -149,6 +149,16 @@ class Restrictions(Mapping):
     def __repr__(self):
         return f"<Restrictions from {self._source}>"
 
+    # Immutable: a copy is the object itself, and pickling rebuilds it.
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        return (_restore, (self._values, self._source))
+
     @property
     def source(self):
         """Where these came from: a file path, ``<string>``, ``<build>`` or ``<default>``."""
@@ -172,7 +182,8 @@ class Restrictions(Mapping):
             raise RestrictionsError(path, None,
                                     f"cannot read the file: {err.strerror}") from err
         try:
-            text = data.decode("utf-8")
+            # utf-8-sig: a byte-order mark some editors write is not a token.
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError as err:
             line = data[:err.start].count(b"\n") + 1
             raise RestrictionsError(path, line, "not valid UTF-8") from None
@@ -262,6 +273,10 @@ class Restrictions(Mapping):
             "loopsend": self._values["loopsend"],
             "looprecv": self._values["looprecv"],
         }
+
+
+def _restore(values, source):
+    return Restrictions._create(values, source)
 
 
 # --- parsing and checking helpers ---------------------------------------------

@@ -5,7 +5,9 @@ and reading usage go through the C core; those tests restore the default
 afterwards so that the rest of the suite keeps its ports.
 """
 
+import copy
 import math
+import pickle
 import socket
 import subprocess
 import sys
@@ -275,6 +277,12 @@ def test_from_file_reports_invalid_utf8_with_its_line(tmp_path):
     assert str(caught.value) == f"{bad}:8: not valid UTF-8"
 
 
+def test_from_file_accepts_a_utf8_byte_order_mark(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + REQUIRED.encode())
+    assert Restrictions.from_file(path)["insockets"] == 5
+
+
 def test_restrictions_error_is_a_value_error():
     assert issubclass(RestrictionsError, ValueError)
     assert not issubclass(RestrictionsError, repynet.RepyException)
@@ -385,6 +393,16 @@ def test_restrictions_are_immutable():
     with pytest.raises(TypeError):
         Restrictions()
     assert isinstance(restrictions["connport"], frozenset)
+
+
+def test_restrictions_copy_and_pickle_as_themselves():
+    restrictions = Restrictions.parse(REQUIRED + "resource connport 63100\n", "x.txt")
+    assert copy.copy(restrictions) is restrictions
+    assert copy.deepcopy(restrictions) is restrictions
+    restored = pickle.loads(pickle.dumps(restrictions))
+    assert restored == restrictions
+    assert restored.source == "x.txt"
+    assert isinstance(restored["connport"], frozenset)
 
 
 def test_limits_returns_a_fresh_copy_each_time():
