@@ -1025,8 +1025,8 @@ RN_TEST(close_waits_for_executing_send)
     finish();
 }
 
-/* Tests_SRS_ASYNC_SOCKET_LINUX_11_039 */
 /** P20: close deregisters the fd from epoll before it closes it. */
+/* Tests_SRS_ASYNC_SOCKET_LINUX_11_039 */
 RN_TEST(close_deletes_from_epoll_then_closes_fd)
 {
     int a, b;
@@ -1150,9 +1150,9 @@ RN_TEST(send_on_socket_not_open_is_abandoned)
     finish();
 }
 
-/* Tests_SRS_ASYNC_SOCKET_LINUX_11_052 */
 /** P19: every write goes through sendmsg with MSG_NOSIGNAL, so writing to a
  * peer that is gone never raises SIGPIPE (default action: kill). */
+/* Tests_SRS_ASYNC_SOCKET_LINUX_11_052 */
 RN_TEST(p19_send_uses_msg_nosignal)
 {
     int a, b;
@@ -1574,10 +1574,10 @@ RN_TEST(abandoned_completes_pending_send_and_receive_and_frees)
     finish();
 }
 
-/* Tests_SRS_ASYNC_SOCKET_LINUX_11_080 */
-/* Tests_SRS_ASYNC_SOCKET_LINUX_11_081 */
 /** P9: RDHUP for a receive reads first: bytes that came with the FIN are
  * delivered OK, and only the next (0-byte) read completes ABANDONED. */
+/* Tests_SRS_ASYNC_SOCKET_LINUX_11_080 */
+/* Tests_SRS_ASYNC_SOCKET_LINUX_11_081 */
 RN_TEST(p9_rdhup_delivers_remaining_data_before_abandoned)
 {
     int a, b;
@@ -1606,10 +1606,10 @@ RN_TEST(p9_rdhup_delivers_remaining_data_before_abandoned)
     finish();
 }
 
-/* Tests_SRS_ASYNC_SOCKET_LINUX_11_088 */
-/* Tests_SRS_ASYNC_SOCKET_LINUX_11_089 */
 /** P10: EAGAIN on a readiness report re-arms the receive without calling
  * back (upstream completed it OK with 0 bytes, which looks like EOF). */
+/* Tests_SRS_ASYNC_SOCKET_LINUX_11_088 */
+/* Tests_SRS_ASYNC_SOCKET_LINUX_11_089 */
 RN_TEST(p10_receive_eagain_rearms_without_callback)
 {
     int a, b;
@@ -1730,11 +1730,11 @@ RN_TEST(completed_operations_free_their_context)
     finish();
 }
 
+/** P5: EAGAIN inside the EPOLLOUT path keeps the progress and waits again;
+ * it is never reported as an error. */
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_094 */
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_096 */
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_101 */
-/** P5: EAGAIN inside the EPOLLOUT path keeps the progress and waits again;
- * it is never reported as an error. */
 RN_TEST(p5_epollout_path_keeps_progress_across_eagain)
 {
     int a, b;

@@ -518,9 +518,9 @@ RN_TEST(last_dec_ref_waits_for_pending_calls)
     close(p[1]);
 }
 
-/* Tests_SRS_COMPLETION_PORT_LINUX_99_001 */
 /** P14: the last dec_ref wakes the worker through the eventfd instead of
  * waiting for epoll_wait's timeout. */
+/* Tests_SRS_COMPLETION_PORT_LINUX_99_001 */
 RN_TEST(p14_stop_wakes_worker_through_eventfd)
 {
     rn_port_t *port = NULL;
@@ -755,9 +755,9 @@ RN_TEST(remove_waits_for_callback_running_on_worker)
     close(p[1]);
 }
 
-/* Tests_SRS_COMPLETION_PORT_LINUX_99_005 */
 /** P12, P13: remove frees what it abandons and calls the callbacks in the
  * order they were armed (FIFO), not LIFO. */
+/* Tests_SRS_COMPLETION_PORT_LINUX_99_005 */
 RN_TEST(p13_remove_abandons_fifo_and_frees)
 {
     rn_port_t *port = NULL;
@@ -806,9 +806,9 @@ reenter_cb(void *ctx, rn_port_action_t action)
     re->rc = rn_port_add(re->port, EPOLLIN, re->other_fd, rec_cb, &re->r);
 }
 
-/* Tests_SRS_COMPLETION_PORT_LINUX_99_005 */
 /** P1b: ABANDONED callbacks run without the port's lock, so one may call
  * back into the port (here: add on another fd) without self-deadlock. */
+/* Tests_SRS_COMPLETION_PORT_LINUX_99_005 */
 RN_TEST(p1b_abandoned_callback_may_reenter_port)
 {
     rn_port_t *port = NULL;
@@ -897,11 +897,11 @@ RN_TEST(worker_processes_every_returned_event)
     rn_port_dec_ref(port);
 }
 
+/** P4: a level-triggered EPOLLOUT registration would report the same
+ * (freed) record on every wait; ONESHOT reports it exactly once. */
 /* Tests_SRS_COMPLETION_PORT_LINUX_11_035 */
 /* Tests_SRS_COMPLETION_PORT_LINUX_11_036 */
 /* Tests_SRS_COMPLETION_PORT_LINUX_99_002 */
-/** P4: a level-triggered EPOLLOUT registration would report the same
- * (freed) record on every wait; ONESHOT reports it exactly once. */
 RN_TEST(p4_writable_fires_once_then_slot_is_free)
 {
     rn_port_t *port = NULL;
@@ -923,9 +923,9 @@ RN_TEST(p4_writable_fires_once_then_slot_is_free)
     close(sv[1]);
 }
 
-/* Tests_SRS_COMPLETION_PORT_LINUX_99_003 */
 /** P3: a pending receive and a pending send on one fd both complete; the
  * second add no longer replaces the first. */
+/* Tests_SRS_COMPLETION_PORT_LINUX_99_003 */
 RN_TEST(p3_read_and_write_slots_do_not_replace_each_other)
 {
     rn_port_t *port = NULL;
@@ -961,9 +961,9 @@ RN_TEST(p3_read_and_write_slots_do_not_replace_each_other)
     close(sv[1]);
 }
 
-/* Tests_SRS_COMPLETION_PORT_LINUX_99_004 */
 /** P9: data followed by FIN arrives as IN|RDHUP; the action is IN so the
  * receiver reads the bytes (RDHUP used to win and lose them). */
+/* Tests_SRS_COMPLETION_PORT_LINUX_99_004 */
 RN_TEST(p9_data_and_fin_map_to_in)
 {
     rn_port_t *port = NULL;
@@ -1004,9 +1004,9 @@ RN_TEST(rdhup_without_in_maps_to_rdhup)
     close(sv[1]);
 }
 
-/* Tests_SRS_COMPLETION_PORT_LINUX_99_004 */
 /** P11: EPOLLERR/EPOLLHUP without IN/OUT is delivered as ERROR to both
  * slots instead of being skipped (which left the record pending forever). */
+/* Tests_SRS_COMPLETION_PORT_LINUX_99_004 */
 RN_TEST(p11_error_only_event_maps_to_error)
 {
     rn_port_t *port = NULL;
@@ -1049,9 +1049,9 @@ self_remove_cb(void *ctx, rn_port_action_t action)
     atomic_store(&sr->done, 1);
 }
 
-/* Tests_SRS_COMPLETION_PORT_LINUX_99_006 */
 /** P1: remove called from inside a callback of the same fd on the worker
  * returns (it used to wait for itself and block the whole port). */
+/* Tests_SRS_COMPLETION_PORT_LINUX_99_006 */
 RN_TEST(p1_remove_from_own_callback_does_not_deadlock)
 {
     rn_port_t *port = NULL;
@@ -1091,9 +1091,9 @@ self_release_cb(void *ctx, rn_port_action_t action)
     atomic_store(&sr->done, 1);
 }
 
-/* Tests_SRS_COMPLETION_PORT_LINUX_99_006 */
 /** P2: the last reference dropped on the worker thread detaches instead of
  * joining itself; the worker frees the port when the callback returns. */
+/* Tests_SRS_COMPLETION_PORT_LINUX_99_006 */
 RN_TEST(p2_last_dec_ref_on_worker_detaches_and_frees)
 {
     rn_port_t *port = NULL;
