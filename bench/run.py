@@ -78,6 +78,21 @@ def ratio_meets_target(kind, ratio):
     return ratio <= 1.0 if kind == "cost" else ratio >= 1.0
 
 
+def paired_ratios(samples, case, family):
+    """repynet/raw within each repetition, where the two ran back to back.
+
+    Load from other users of the machine changes from one repetition to the
+    next far more than within one, so the median of these paired ratios is
+    steadier than the ratio of the two medians.
+    """
+    by_repetition = {}
+    for sample in samples:
+        if (sample["case"], sample["family"]) == (case, family) and "error" not in sample:
+            by_repetition.setdefault(sample["repetition"], {})[sample["impl"]] = sample["value"]
+    return [pair["repynet"] / pair["raw"] for pair in by_repetition.values()
+            if len(pair) == 2 and pair["raw"]]
+
+
 def summarise(samples):
     """Median per (case, family, impl) and the ratio: one row per case and family."""
     rows = []
@@ -100,18 +115,21 @@ def summarise(samples):
                     row["kind"], row["unit"] = sample["kind"], sample["unit"]
             row[impl] = statistics.median(values) if values else None
             row[impl + "_samples"] = values
+        paired = paired_ratios(samples, case, family)
         if row["repynet"] is not None and row["raw"]:
-            row["ratio"] = row["repynet"] / row["raw"]
+            row["ratio_of_medians"] = row["repynet"] / row["raw"]
+            row["ratio"] = statistics.median(paired) if paired else row["ratio_of_medians"]
             row["target"] = "<= 1" if row["kind"] == "cost" else ">= 1"
             row["met"] = ratio_meets_target(row["kind"], row["ratio"])
         else:
-            row["ratio"] = row["target"] = row["met"] = None
+            row["ratio_of_medians"] = row["ratio"] = row["target"] = row["met"] = None
+        row["paired_ratios"] = paired
         rows.append(row)
     return rows
 
 
 def format_table(rows):
-    header = ("case", "family", "unit", "repynet", "raw", "ratio", "target", "met")
+    header = ("case", "family", "unit", "repynet", "raw", "ratio", "paired", "target", "met")
     lines = [header]
     for row in rows:
         def number(value):
@@ -119,6 +137,7 @@ def format_table(rows):
         lines.append((
             row["case"], row["family"], row.get("unit", "-"),
             number(row["repynet"]), number(row["raw"]),
+            "-" if row["ratio_of_medians"] is None else f"{row['ratio_of_medians']:.2f}",
             "-" if row["ratio"] is None else f"{row['ratio']:.2f}",
             row["target"] or "-",
             "error" if row["met"] is None else "yes" if row["met"] else "NO",
