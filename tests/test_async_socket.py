@@ -385,6 +385,12 @@ print("exiting", flush=True)
     assert "exiting" in result.stdout
 
 
+# GCC 12's ASan allocator is not fork-safe: a child can inherit one of its
+# mutexes held by another thread's free() and hang on its first malloc
+# (google/sanitizers#836).  The plain build runs this test.
+@pytest.mark.skipif(bool(os.environ.get("REPYNET_SANITIZE")),
+                    reason="the sanitizer allocator deadlocks after fork in threaded "
+                           "processes (google/sanitizers#836)")
 def test_fork_in_a_process_that_used_the_port():
     result = run_script(PRELUDE + """
 q = native.CompletionQueue()
