@@ -29,7 +29,8 @@ test-asan: ## build with ASan+UBSan and run the suite under them
 	$(PYTHON) setup.py -q build_ext --inplace --force
 
 lint: ## ruff on the Python code, clang-format check on the C code
-	$(PYTHON) -m ruff check repynet tests tools
+	$(PYTHON) -m ruff check repynet tests tools bench
+	cd /tmp && $(CURDIR)/$(PYTHON) -m mypy.stubtest repynet._repynet
 	@if command -v clang-format >/dev/null; then \
 		clang-format --dry-run --Werror csrc/*.c csrc/*.h; \
 	else echo "clang-format not installed: C format not checked"; fi
