@@ -97,6 +97,8 @@ repynet_clear(PyObject *module)
     repynet_state *state = repynet_get_state(module);
     for (int i = 0; i < REPYNET_EXC_COUNT; i++)
         Py_CLEAR(state->exceptions[i]);
+    for (int i = 0; i < REPYNET_MESSAGE_CACHE; i++)
+        Py_CLEAR(state->messages[i].message);
     Py_CLEAR(state->ip_preferences);
     Py_CLEAR(state->probes_v4);
     Py_CLEAR(state->probes_v6);

@@ -126,8 +126,18 @@ typedef struct repynet_resources {
     int backlog; /* outsockets, or RN_TCP_DEFAULT_BACKLOG when 0 */
 } repynet_resources;
 
+/* Messages of raised errno exceptions, made once: formatting them is most
+ * of the cost of a call that would block. */
+#define REPYNET_MESSAGE_CACHE 16
+typedef struct {
+    const char *syscall; /* a string literal, compared by address */
+    int err;
+    PyObject *message;
+} repynet_cached_message;
+
 typedef struct repynet_state {
     PyObject *exceptions[REPYNET_EXC_COUNT]; /* strong references */
+    repynet_cached_message messages[REPYNET_MESSAGE_CACHE];
     Py_ssize_t live[REPYNET_LIVE_COUNT];
     repynet_resources *resources;
     /* The three seed-000 tables; values are borrowed socket objects. */

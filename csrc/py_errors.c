@@ -142,6 +142,27 @@ error:
     return NULL;
 }
 
+/* "syscall: [Errno N] text" for (syscall, code): a new reference, or NULL
+ * with an exception set.  The first REPYNET_MESSAGE_CACHE distinct
+ * messages are kept in module state and reused. */
+static PyObject *
+errno_message(repynet_state *state, const char *syscall, int code)
+{
+    int i;
+    for (i = 0; i < REPYNET_MESSAGE_CACHE && state->messages[i].message; i++) {
+        if (state->messages[i].syscall == syscall && state->messages[i].err == code)
+            return Py_NewRef(state->messages[i].message);
+    }
+    PyObject *message = PyUnicode_FromFormat("%s: [Errno %d] %s", syscall,
+                                             code, strerror(code));
+    if (message != NULL && i < REPYNET_MESSAGE_CACHE) {
+        state->messages[i].syscall = syscall;
+        state->messages[i].err = code;
+        state->messages[i].message = Py_NewRef(message);
+    }
+    return message;
+}
+
 PyObject *
 repynet_raise_errno(repynet_state *state, repynet_call_t call, int err,
                     const char *syscall)
@@ -152,8 +173,13 @@ repynet_raise_errno(repynet_state *state, repynet_call_t call, int err,
     assert(exc < REPYNET_EXC_COUNT);
     if (exc == REPYNET_EXC_INTERNAL)
         return repynet_raise_chained(state, exc, code, syscall);
-    return repynet_raise(state, exc, "%s: [Errno %d] %s", syscall, code,
-                         strerror(code));
+    PyObject *cls = exception_class(state, exc);
+    PyObject *message = cls ? errno_message(state, syscall, code) : NULL;
+    if (message == NULL)
+        return NULL;
+    PyErr_SetObject(cls, message);
+    Py_DECREF(message);
+    return NULL;
 }
 
 /* --- Python-visible functions ----------------------------------------- */

@@ -38,6 +38,9 @@ charge(repynet_state *state, rn_rate_t *rate, const char *name, double amount)
                       "Resource '%s' is restricted to 0", name);
         return -1;
     }
+    /* The waits before most calls charge nothing: skip the clock then. */
+    if (amount == 0.0 && rn_rate_within_limit(rate))
+        return 0;
     double wait = rn_rate_charge(rate, amount, rn_now());
     while (wait > 0.0) {
         if (sleep_released(wait) < 0)

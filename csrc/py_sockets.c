@@ -156,6 +156,10 @@ wait_both(RepynetSocketObject *self)
     return repynet_charge_send(self->state, self->loopback, 0.0);
 }
 
+/* Above this, a bytes-mode recv reads straight into its result object
+ * (then shrinks it) instead of copying out of a stack buffer. */
+#define REPYNET_RECV_DIRECT 4096
+
 static PyObject *
 tcp_recv(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
          PyObject *kwnames)
@@ -163,7 +167,7 @@ tcp_recv(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
     repynet_state *state = self->state;
     char stack_buffer[REPYNET_STACK_BUFFER];
     PyObject *result = NULL;
-    char *buffer = stack_buffer;
+    char *buffer = stack_buffer, *heap_buffer = NULL;
     long wanted;
 
     if (repynet_check_arity(state, "recv", nargs, kwnames, 1) < 0 ||
@@ -175,21 +179,34 @@ tcp_recv(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     if (self->fd < 0)
         return closed_locally(self);
-    if ((size_t)wanted > sizeof(stack_buffer)) {
-        buffer = PyMem_Malloc((size_t)wanted);
+    if (!self->text && wanted > REPYNET_RECV_DIRECT) {
+        result = PyBytes_FromStringAndSize(NULL, wanted);
+        if (result == NULL)
+            return NULL;
+        buffer = PyBytes_AS_STRING(result);
+    }
+    else if ((size_t)wanted > sizeof(stack_buffer)) {
+        buffer = heap_buffer = PyMem_Malloc((size_t)wanted);
         if (buffer == NULL)
             return PyErr_NoMemory();
     }
     ssize_t got = rn_recv(self->fd, buffer, (size_t)wanted);
-    if (got == 0)
-        repynet_raise(state, REPYNET_EXC_SOCKET_CLOSED_REMOTE,
-                      "The socket has been closed by the remote end!");
-    else if (got < 0)
-        socket_error(self, REPYNET_CALL_STREAM_IO, (int)got, "recv");
-    else
+    if (got <= 0) {
+        Py_CLEAR(result);
+        if (got == 0)
+            repynet_raise(state, REPYNET_EXC_SOCKET_CLOSED_REMOTE,
+                          "The socket has been closed by the remote end!");
+        else
+            socket_error(self, REPYNET_CALL_STREAM_IO, (int)got, "recv");
+    }
+    else if (result != NULL) {
+        if (got < wanted && _PyBytes_Resize(&result, got) < 0)
+            result = NULL; /* _PyBytes_Resize freed it */
+    }
+    else {
         result = repynet_data_result(buffer, (size_t)got, self->text);
-    if (buffer != stack_buffer)
-        PyMem_Free(buffer);
+    }
+    PyMem_Free(heap_buffer);
     if (result != NULL &&
         (repynet_charge_recv(state, self->loopback, 64.0 + (double)got) < 0 ||
          repynet_charge_send(state, self->loopback, 64.0) < 0))

@@ -151,6 +151,15 @@ rn_rate_charge(rn_rate_t *rate, double amount, double now)
     return wait;
 }
 
+bool
+rn_rate_within_limit(rn_rate_t *rate)
+{
+    pthread_mutex_lock(&rate->lock);
+    bool within = rate->consumed <= rate->limit;
+    pthread_mutex_unlock(&rate->lock);
+    return within;
+}
+
 double
 rn_rate_consumed(rn_rate_t *rate)
 {

@@ -67,6 +67,9 @@ void rn_rate_reset(rn_rate_t *rate, double limit, double now);
  * until 0.0 comes back: that is Repy's "block, never raise" rule.
  */
 double rn_rate_charge(rn_rate_t *rate, double amount, double now);
+/* Whether a zero charge would not wait: the bucket is within its limit
+ * as last updated (draining only lowers it, so no clock is needed). */
+bool rn_rate_within_limit(rn_rate_t *rate);
 /* The consumed amount as last updated (not decayed up to now). */
 double rn_rate_consumed(rn_rate_t *rate);
 
