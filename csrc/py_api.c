@@ -232,13 +232,17 @@ done:
     return result;
 }
 
-/* Name lookups always charge the network rates, up front (spec 6.3). */
+/* The steps both lookups share: one str argument, then the charges, which
+ * are always the network rates and come up front (spec 6.3). */
 static int
-charge_lookup(repynet_state *state, double send, double recv)
+lookup_args(repynet_state *state, const char *call, PyObject *const *args,
+            Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (repynet_charge_send(state, 0, send) < 0)
+    if (repynet_check_arity(state, call, nargs, kwnames, 1) < 0 ||
+        check_str(state, args[0], "name") < 0 ||
+        repynet_charge_send(state, 0, 1024.0) < 0)
         return -1;
-    return repynet_charge_recv(state, 0, recv);
+    return repynet_charge_recv(state, 0, 4096.0);
 }
 
 static PyObject *
@@ -246,9 +250,7 @@ api_gethostbyname(NetworkApiObject *self, PyObject *const *args,
                   Py_ssize_t nargs, PyObject *kwnames)
 {
     repynet_state *state = self->state;
-    if (repynet_check_arity(state, "gethostbyname", nargs, kwnames, 1) < 0 ||
-        check_str(state, args[0], "name") < 0 ||
-        charge_lookup(state, 1024.0, 4096.0) < 0)
+    if (lookup_args(state, "gethostbyname", args, nargs, kwnames) < 0)
         return NULL;
     if (PyUnicode_GET_LENGTH(args[0]) == 0)
         return PyUnicode_FromString("0.0.0.0");
@@ -265,9 +267,7 @@ api_getaddripv6(NetworkApiObject *self, PyObject *const *args,
                 Py_ssize_t nargs, PyObject *kwnames)
 {
     repynet_state *state = self->state;
-    if (repynet_check_arity(state, "getAddripv6", nargs, kwnames, 1) < 0 ||
-        check_str(state, args[0], "name") < 0 ||
-        charge_lookup(state, 1024.0, 4096.0) < 0)
+    if (lookup_args(state, "getAddripv6", args, nargs, kwnames) < 0)
         return NULL;
     return resolve(state, args[0], AF_INET6);
 }
@@ -293,7 +293,8 @@ route_source(const rn_addr_t *probe, rn_addr_t *source)
 static PyObject *
 getmyip_family(repynet_state *state, sa_family_t family, PyObject *probes)
 {
-    if (charge_lookup(state, 256.0, 128.0) < 0)
+    if (repynet_charge_send(state, 0, 256.0) < 0 ||
+        repynet_charge_recv(state, 0, 128.0) < 0)
         return NULL;
     PyObject *preferred = repynet_preferred_ip(state, family);
     if (preferred != NULL || PyErr_Occurred())

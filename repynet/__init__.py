@@ -36,7 +36,7 @@ from .errors import (  # the 27 documented Repy names, listed once in errors.__a
     TCPServerSocketInvalidError,
     TimeoutError,
 )
-from .ipv6 import ipv6_names
+from .ipv6 import IPV6_NAMES, ipv6_names
 
 __version__ = "0.1.0"
 
@@ -97,21 +97,11 @@ __all__ = [
     *errors.__all__,
     "InternalRepyError",
     *V2_NAMES,
-    "getAddripv6",
-    "getmyip_ipv6",
-    "sendmessage_ipv6",
-    "listenformessage_ipv6",
-    "openconnection_ipv6",
-    "listenforconnection_ipv6",
+    *IPV6_NAMES,
     "NetworkAPI",
     "TCPSocket",
     "TCPServerSocket",
     "UDPServerSocket",
     "api_namespace",
-    "Restrictions",
-    "RestrictionsError",
-    "load_restrictions",
-    "set_restrictions",
-    "current_restrictions",
-    "getresources",
+    *restrictions.__all__,
 ]
