@@ -163,6 +163,16 @@ def no_leaks(request):
         _describe_fd(fd) for fd in sorted(leaked_fds))
 
 
+def pytest_terminal_summary(terminalreporter):
+    # The leak check leaves these out; say so rather than hide them.
+    native = sys.modules.get("repynet._repynet")
+    port_fds = sorted(_by_design_fds(native)) if native else []
+    if port_fds:
+        terminalreporter.write_line(
+            "leak check: the completion port's fds live for the process by design: "
+            + ", ".join(_describe_fd(fd) for fd in port_fds))
+
+
 def _describe_fd(fd):
     try:
         return f"{fd}->{os.readlink(f'/proc/self/fd/{fd}')}"
