@@ -16,7 +16,12 @@ repynet_get_state(PyObject *module)
 repynet_state *
 repynet_state_from_type(PyTypeObject *type)
 {
+#if PY_VERSION_HEX >= 0x030A0000
     PyObject *module = PyType_GetModuleByDef(type, &repynet_module);
+#else
+    /* Our types cannot be subclassed, so the type itself holds the module. */
+    PyObject *module = PyType_GetModule(type);
+#endif
     if (module == NULL)
         return NULL;
     return repynet_get_state(module);
