@@ -48,8 +48,8 @@ valgrind-c: ## run every C unit test under valgrind memcheck (errors and leaks f
 		bin=build/valgrind-c/$$(basename $$src .c); \
 		$${CC:-cc} $$flags -g -O0 -Icsrc -Itests/c $$src tests/c/rn_test_main.c csrc/rn_*.c -o $$bin -lpthread; \
 		for t in $$($$bin --list); do \
-			valgrind -q --error-exitcode=1 --leak-check=full $$bin $$t >/dev/null || \
-				{ echo "valgrind-c: $$bin $$t failed"; exit 1; }; \
+			timeout 300 valgrind -q --error-exitcode=1 --leak-check=full $$bin $$t >/dev/null || \
+				{ echo "valgrind-c: $$bin $$t failed (or hung past 300 s)"; exit 1; }; \
 		done; \
 	done; \
 	echo "valgrind-c: every C test is clean under memcheck"

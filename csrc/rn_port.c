@@ -58,6 +58,7 @@ struct rn_port_slot {
     rn_port_cb cb;
     void *ctx;
     uint64_t seq; /* arming order, for FIFO abandonment (99_005) */
+    uint64_t armed_round; /* the worker's wait round when it was armed */
     int state;
     bool executing;
     pthread_t exec_thread;
@@ -82,6 +83,12 @@ struct rn_port {
     unsigned pending_calls;
     uint32_t next_gen;
     uint64_t next_seq;
+    /* Counts the worker's epoll_wait calls.  An event harvested in a round
+     * may reflect a mask from before a slot was armed (a HUP reported
+     * without IN because IN was not asked for yet); it is not delivered to
+     * a slot armed in that round.  The slot stays armed, and the re-arm
+     * (EPOLL_CTL_MOD) polls the fd again under the new mask. */
+    uint64_t wait_round;
     struct rn_port_fdent **tab;
     size_t tab_len;
 };
@@ -389,6 +396,7 @@ rn_port_add(rn_port_t *port, uint32_t events, int fd, rn_port_cb cb,
     slot->cb = cb;
     slot->ctx = context;
     slot->seq = ++port->next_seq;
+    slot->armed_round = port->wait_round;
     slot->state = SLOT_ARMED;
     rc = ent_arm(port, fd, ent);
     if (rc < 0) {
@@ -580,7 +588,7 @@ run_slot(rn_port_t *port, int fd, uint32_t gen, int s, rn_port_action_t act)
 }
 
 static void
-dispatch(rn_port_t *port, uint64_t token, uint32_t events)
+dispatch(rn_port_t *port, uint64_t token, uint32_t events, uint64_t round)
 {
     int fd = (int)(uint32_t)token;
     uint32_t gen = (uint32_t)(token >> 32);
@@ -595,7 +603,7 @@ dispatch(rn_port_t *port, uint64_t token, uint32_t events)
         return;
     }
     /* Codes_SRS_COMPLETION_PORT_LINUX_99_004 */
-    if (ent->slot[RD].state == SLOT_ARMED &&
+    if (ent->slot[RD].state == SLOT_ARMED && ent->slot[RD].armed_round < round &&
         (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) {
         /* IN wins over RDHUP: the receive reads the last bytes and meets
          * the EOF on its next read (P9). */
@@ -607,7 +615,7 @@ dispatch(rn_port_t *port, uint64_t token, uint32_t events)
             act[RD] = RN_PORT_ERROR; /* P11: never skipped */
         fired[RD] = true;
     }
-    if (ent->slot[WR].state == SLOT_ARMED &&
+    if (ent->slot[WR].state == SLOT_ARMED && ent->slot[WR].armed_round < round &&
         (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
         act[WR] = (events & EPOLLOUT) ? RN_PORT_EPOLLOUT : RN_PORT_ERROR;
         fired[WR] = true;
@@ -650,6 +658,9 @@ rn_port_worker(void *arg)
     pthread_setname_np(pthread_self(), RN_PORT_THREAD_NAME);
 
     for (;;) {
+        pthread_mutex_lock(&port->lock);
+        uint64_t round = ++port->wait_round;
+        pthread_mutex_unlock(&port->lock);
         /* Codes_SRS_COMPLETION_PORT_LINUX_11_032 */
         int n = rn_sys.epoll_wait(port->epfd, evs, RN_PORT_MAX_EVENTS,
                                   RN_PORT_WAIT_MS);
@@ -667,7 +678,7 @@ rn_port_worker(void *arg)
             /* Once the last reference is gone no fd may be touched. */
             if (should_stop(port))
                 break;
-            dispatch(port, evs[i].data.u64, evs[i].events);
+            dispatch(port, evs[i].data.u64, evs[i].events, round);
         }
         if (should_stop(port))
             break;
