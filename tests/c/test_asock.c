@@ -12,13 +12,13 @@
  * seams.  Waits use a hang guard only, never a bound on how fast.
  */
 #include "rn_test.h"
+#include "rn_test_threads.h"
 
 #include "rn_asock.h"
 #include "rn_port.h"
 #include "rn_sys.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -35,41 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HANG_GUARD_MS 60000
-
 /* --- helpers ------------------------------------------------------------ */
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-#define WAIT_FOR(pred)                                                  \
-    do {                                                                \
-        int rn_waited_ = 0;                                             \
-        while (!(pred) && rn_waited_ < HANG_GUARD_MS) {                 \
-            sleep_ms(1);                                                \
-            rn_waited_++;                                               \
-        }                                                               \
-        RN_CHECK(pred);                                                 \
-    } while (0)
-
-static int
-thread_count(void)
-{
-    DIR *dir = opendir("/proc/self/task");
-    int n = 0;
-    struct dirent *de;
-    if (dir == NULL)
-        return -1;
-    while ((de = readdir(dir)) != NULL)
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(dir);
-    return n;
-}
 
 /* A connected TCP pair over 127.0.0.1 (ephemeral port); 0 or -1. */
 static int

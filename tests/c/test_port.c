@@ -11,6 +11,7 @@
  * (HANG_GUARD_MS), never an assertion about how fast something happened.
  */
 #include "rn_test.h"
+#include "rn_test_threads.h"
 
 #include "rn_port.h"
 #include "rn_sys.h"
@@ -30,42 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HANG_GUARD_MS 60000
-
 /* --- helpers ------------------------------------------------------------ */
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Polls pred until it holds or the hang guard expires. */
-#define WAIT_FOR(pred)                                                  \
-    do {                                                                \
-        int rn_waited_ = 0;                                             \
-        while (!(pred) && rn_waited_ < HANG_GUARD_MS) {                 \
-            sleep_ms(1);                                                \
-            rn_waited_++;                                               \
-        }                                                               \
-        RN_CHECK(pred);                                                 \
-    } while (0)
-
-static int
-thread_count(void)
-{
-    DIR *dir = opendir("/proc/self/task");
-    int n = 0;
-    struct dirent *de;
-    if (dir == NULL)
-        return -1;
-    while ((de = readdir(dir)) != NULL)
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(dir);
-    return n;
-}
 
 static int
 fd_is_open(int fd)
