@@ -208,38 +208,31 @@ class Deadline:
 # seconds, extra facts).  Only the loop between the two clock reads is timed.
 
 
-def case_recv_wouldblock(ends, count, deadline):
-    client, _ = ends.tcp_pair()
-    recv, would_block = client.recv, ends.would_block
+def _time_would_block(call, would_block, count, deadline):
+    """Times `call()` raising would_block, `count` times (or to the deadline)."""
     done = 0
     start = time.perf_counter()
     while done < count:
         for _ in range(CHECK_EVERY):
             try:
-                recv(RECV_SIZE)
+                call()
             except would_block:
                 pass
         done += CHECK_EVERY
         if deadline.passed():
             break
     return done, time.perf_counter() - start, {}
+
+
+def case_recv_wouldblock(ends, count, deadline):
+    client, _ = ends.tcp_pair()
+    recv = client.recv
+    return _time_would_block(lambda: recv(RECV_SIZE), ends.would_block, count, deadline)
 
 
 def case_getconnection_wouldblock(ends, count, deadline):
     accept = ends.accept_function(ends.tcp_listener(ends.ports[0]))
-    would_block = ends.would_block
-    done = 0
-    start = time.perf_counter()
-    while done < count:
-        for _ in range(CHECK_EVERY):
-            try:
-                accept()
-            except would_block:
-                pass
-        done += CHECK_EVERY
-        if deadline.passed():
-            break
-    return done, time.perf_counter() - start, {}
+    return _time_would_block(accept, ends.would_block, count, deadline)
 
 
 def case_getmessage_wouldblock(ends, count, deadline):
@@ -249,21 +242,10 @@ def case_getmessage_wouldblock(ends, count, deadline):
         receive = listener.getmessage
     else:
         recvfrom = listener.recvfrom
+
         def receive():
             return recvfrom(DATAGRAM_MAX)
-    would_block = ends.would_block
-    done = 0
-    start = time.perf_counter()
-    while done < count:
-        for _ in range(CHECK_EVERY):
-            try:
-                receive()
-            except would_block:
-                pass
-        done += CHECK_EVERY
-        if deadline.passed():
-            break
-    return done, time.perf_counter() - start, {}
+    return _time_would_block(receive, ends.would_block, count, deadline)
 
 
 def case_send_1byte(ends, count, deadline):
