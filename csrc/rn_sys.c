@@ -24,41 +24,19 @@ rn_sys_eventfd(unsigned int initval, int flags)
     return eventfd(initval, flags);
 }
 
-const struct rn_sys rn_sys_libc = {
-    .epoll_create1 = epoll_create1,
-    .epoll_ctl = epoll_ctl,
-    .epoll_wait = epoll_wait,
-    .eventfd = rn_sys_eventfd,
-    .read = read,
-    .write = write,
-    .close = close,
-    .sendmsg = sendmsg,
-    .recvmsg = recvmsg,
-    .fcntl = rn_sys_fcntl,
-    .malloc = malloc,
-    .calloc = calloc,
-    .realloc = realloc,
-    .free = free,
-    .pthread_create = pthread_create,
-};
+/* The libc functions; rn_sys starts as this and tests restore it. */
+#define RN_SYS_LIBC                                                       \
+    {                                                                     \
+        .epoll_create1 = epoll_create1, .epoll_ctl = epoll_ctl,           \
+        .epoll_wait = epoll_wait, .eventfd = rn_sys_eventfd,              \
+        .read = read, .write = write, .close = close,                     \
+        .sendmsg = sendmsg, .recvmsg = recvmsg, .fcntl = rn_sys_fcntl,    \
+        .malloc = malloc, .calloc = calloc, .realloc = realloc,           \
+        .free = free, .pthread_create = pthread_create,                   \
+    }
 
-struct rn_sys rn_sys = {
-    .epoll_create1 = epoll_create1,
-    .epoll_ctl = epoll_ctl,
-    .epoll_wait = epoll_wait,
-    .eventfd = rn_sys_eventfd,
-    .read = read,
-    .write = write,
-    .close = close,
-    .sendmsg = sendmsg,
-    .recvmsg = recvmsg,
-    .fcntl = rn_sys_fcntl,
-    .malloc = malloc,
-    .calloc = calloc,
-    .realloc = realloc,
-    .free = free,
-    .pthread_create = pthread_create,
-};
+const struct rn_sys rn_sys_libc = RN_SYS_LIBC;
+struct rn_sys rn_sys = RN_SYS_LIBC;
 
 void
 rn_sys_reset(void)
