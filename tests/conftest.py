@@ -58,6 +58,12 @@ def _build_c_test(test_file):
     return binary
 
 
+# RN_TEST_SKIPPED in tests/c/rn_test.h.
+C_TEST_SKIPPED = 77
+# Only stops a hung test from hanging the run; not a bound on its speed.
+C_TEST_HANG_GUARD = 300
+
+
 class CTestBuildError(Exception):
     pass
 
@@ -77,7 +83,13 @@ class CTestItem(pytest.Item):
         self.binary = binary
 
     def runtest(self):
-        result = subprocess.run([str(self.binary), self.name], capture_output=True, text=True)
+        try:
+            result = subprocess.run([str(self.binary), self.name], capture_output=True,
+                                    text=True, timeout=C_TEST_HANG_GUARD)
+        except subprocess.TimeoutExpired as expired:
+            raise CTestFailure("hung", f"no result after {C_TEST_HANG_GUARD} s") from expired
+        if result.returncode == C_TEST_SKIPPED:
+            pytest.skip(result.stdout.strip().removeprefix("skipped: "))
         if result.returncode != 0:
             raise CTestFailure(result.returncode, result.stdout + result.stderr)
 

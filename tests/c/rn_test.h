@@ -17,7 +17,31 @@ typedef void (*rn_test_fn)(void);
 
 void rn_test_register(const char *name, rn_test_fn fn);
 void rn_test_fail(const char *file, int line, const char *message);
+void rn_test_skip(const char *reason);
 int rn_test_failed(void);
+
+/* The exit status of a skipped test (automake's convention). */
+#define RN_TEST_SKIPPED 77
+
+/* Ends the test as skipped, for a reason the runner reports. */
+#define RN_SKIP(reason)                                                 \
+    do {                                                                \
+        rn_test_skip(reason);                                           \
+        return;                                                         \
+    } while (0)
+
+/*
+ * Skips a test that forks a process with threads under AddressSanitizer:
+ * GCC 12's sanitizer allocator is not fork-safe, and the child can hang on
+ * a mutex another thread held (google/sanitizers#836).
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define RN_SKIP_FORK_UNDER_SANITIZERS()                                 \
+    RN_SKIP("the sanitizer allocator deadlocks after fork in threaded " \
+            "processes (google/sanitizers#836)")
+#else
+#define RN_SKIP_FORK_UNDER_SANITIZERS() ((void)0)
+#endif
 
 #define RN_TEST(name)                                                   \
     static void name(void);                                             \

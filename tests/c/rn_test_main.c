@@ -2,8 +2,9 @@
  * rn_test_main.c: the runner for tests/c binaries.
  *
  * `binary --list` prints one test name a line; `binary NAME` runs that one
- * test and exits 0 when it passed; `binary` alone runs them all and ends
- * with an "N passed, N failed" line.
+ * test and exits 0 when it passed, RN_TEST_SKIPPED (77) when it skipped
+ * itself; `binary` alone runs them all and ends with an
+ * "N passed, N failed, N skipped" line.
  */
 #include "rn_test.h"
 
@@ -17,6 +18,7 @@ static struct {
 } tests[RN_TEST_MAX];
 static int test_count;
 static int failures;
+static const char *skip_reason;
 
 void
 rn_test_register(const char *name, rn_test_fn fn)
@@ -37,18 +39,32 @@ rn_test_fail(const char *file, int line, const char *message)
     failures++;
 }
 
+void
+rn_test_skip(const char *reason)
+{
+    skip_reason = reason;
+}
+
 int
 rn_test_failed(void)
 {
     return failures > 0;
 }
 
+/* The exit status of one test: 0 passed, 1 failed, RN_TEST_SKIPPED. */
 static int
 run(int index)
 {
     int before = failures;
+    skip_reason = NULL;
     tests[index].fn();
-    return failures == before;
+    if (failures != before)
+        return 1;
+    if (skip_reason != NULL) {
+        printf("skipped: %s\n", skip_reason);
+        return RN_TEST_SKIPPED;
+    }
+    return 0;
 }
 
 int
@@ -62,17 +78,21 @@ main(int argc, char **argv)
     if (argc == 2) {
         for (int i = 0; i < test_count; i++)
             if (strcmp(tests[i].name, argv[1]) == 0)
-                return run(i) ? 0 : 1;
+                return run(i);
         fprintf(stderr, "rn_test: no test named %s\n", argv[1]);
         return 2;
     }
-    int passed = 0;
+    int passed = 0, skipped = 0;
     for (int i = 0; i < test_count; i++) {
-        if (run(i))
+        int status = run(i);
+        if (status == 0)
             passed++;
+        else if (status == RN_TEST_SKIPPED)
+            skipped++;
         else
             fprintf(stderr, "FAILED %s\n", tests[i].name);
     }
-    printf("%d passed, %d failed\n", passed, test_count - passed);
-    return passed == test_count ? 0 : 1;
+    int failed = test_count - passed - skipped;
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    return failed == 0 ? 0 : 1;
 }

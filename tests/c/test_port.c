@@ -526,6 +526,7 @@ RN_TEST(add_rejects_null_port_bad_fd_null_callback)
 /* Tests_SRS_COMPLETION_PORT_LINUX_99_009 */
 RN_TEST(add_fails_once_port_stopped_by_fork)
 {
+    RN_SKIP_FORK_UNDER_SANITIZERS();
     rn_port_t *port = NULL;
     int p[2];
     RN_CHECK_EQ(make_pipe(p), 0);
@@ -1183,6 +1184,7 @@ child_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 /* Tests_SRS_COMPLETION_PORT_LINUX_99_009 */
 RN_TEST(fork_child_gets_new_port_and_never_touches_parent_epoll)
 {
+    RN_SKIP_FORK_UNDER_SANITIZERS();
     rn_port_t *port = NULL;
     struct rec r = {0};
     int fds[2], p[2], q[2];
