@@ -232,19 +232,13 @@ class Program:
         return 0
 
     def _run_main(self, code, namespace):
-        try:
-            exec(code, namespace)
-        except builtins.SystemExit as exit_request:
-            self._exit_from(exit_request)
-        except BaseException as exc:  # noqa: B036 - any uncaught exception ends the program
-            self.fail(exc)
-        finally:
-            _repynet._event_release()
-            self._thread_finished()
+        # The program's own code runs like any of its threads.  exec is
+        # called directly: a wrapper would add a frame to its tracebacks.
+        self._run_thread(exec, code, namespace)
 
-    def _run_thread(self, function):
+    def _run_thread(self, function, *args):
         try:
-            function()
+            function(*args)
         except builtins.SystemExit as exit_request:
             self._exit_from(exit_request)
         except BaseException as exc:  # noqa: B036 - any uncaught exception ends the program
