@@ -114,18 +114,23 @@ class RateBucket:
         self._drained_at = time.monotonic()
 
     def charge(self, amount: float) -> None:
-        """Waits for the rate, then records ``amount``; ResourceForbiddenError at rate 0."""
+        """Waits for the rate, then records ``amount``.
+
+        A rate of 0 is what a restrictions file that leaves the resource
+        out gives (repynet reads the resources it does not enforce as 0),
+        so it means no limit.
+        """
         with self._lock:
             while True:
                 rate = float(current_restrictions()[self.resource])
+                if rate <= 0:
+                    self._used = 0.0
+                    return
                 now = time.monotonic()
                 self._used = max(0.0, self._used - (now - self._drained_at) * rate)
                 self._drained_at = now
                 if self._used <= rate:
                     break
-                if rate <= 0:
-                    raise errors.ResourceForbiddenError(
-                        f"the {self.resource!r} rate in force is 0")
                 time.sleep(min((self._used - rate) / rate, _LONGEST_SINGLE_SLEEP))
             self._used += amount
 

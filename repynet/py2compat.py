@@ -45,6 +45,7 @@ import tempfile
 import tokenize
 import types
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 # Bumped whenever the translation changes, so old cache entries are unused.
@@ -98,7 +99,8 @@ def compile_repy(source: bytes, filename: str, language: str = "auto",
         if cached is not None:
             return cached
     try:
-        compiled = _compile_uncached(source, filename, language)
+        compiled = _compile_uncached(source, filename, language,
+                                     cache.directory if cache is not None else None)
     except (RecursionError, MemoryError) as err:
         raise CompileOverflowError(
             f"{filename}: too deeply nested to compile ({type(err).__name__})") from None
@@ -107,12 +109,13 @@ def compile_repy(source: bytes, filename: str, language: str = "auto",
     return compiled
 
 
-def _compile_uncached(source: bytes, filename: str, language: str) -> CompiledSource:
+def _compile_uncached(source: bytes, filename: str, language: str,
+                      grammar_directory: Optional[str]) -> CompiledSource:
     text = _with_includes(_decode(source, filename))
     if language == "py3":
         return CompiledSource(_compile_py3(text, filename), "py3")
     try:
-        translated = _translate(text)
+        translated = _translate(text, grammar_directory)
     except _Python2ParseError as py2_error:
         if language == "py2":
             raise py2_error.syntax_error(filename, text) from None
@@ -185,8 +188,18 @@ class _Python2ParseError(Exception):
 
 
 @functools.lru_cache(maxsize=1)
-def _refactoring_tool() -> Any:
-    # Imported on first use: a warm cache never needs fissix.
+def _refactoring_tool(grammar_directory: Optional[str]) -> Any:
+    """fissix's refactoring tool with ``_FIXERS``, its grammar tables kept safe.
+
+    fissix imports on first use (a warm cache never needs it).  It keeps
+    its grammar tables as pickles (loading one runs code) in a directory of
+    its own made with the default umask; they go in our checked directory
+    instead, or, without one, in a new private temporary directory.
+    """
+    import fissix  # type: ignore[import-untyped]
+    if grammar_directory is None:
+        grammar_directory = tempfile.mkdtemp(prefix="repynet-fissix-")
+    fissix.CACHE_DIR = Path(grammar_directory, f"fissix-{fissix.__version__}")
     from fissix.fixes.fix_unicode import FixUnicode  # type: ignore[import-untyped]
     from fissix.refactor import RefactoringTool  # type: ignore[import-untyped]
 
@@ -213,14 +226,14 @@ def _refactoring_tool() -> Any:
     return RepyRefactoringTool(list(_FIXERS))
 
 
-def _translate(text: str) -> str:
+def _translate(text: str, grammar_directory: Optional[str]) -> str:
     """Python 2 source as Python 3 source with the same lines."""
     from fissix.pgen2.parse import ParseError  # type: ignore[import-untyped]
     from fissix.pgen2.tokenize import TokenError  # type: ignore[import-untyped]
     if not text.endswith("\n"):
         text += "\n"
     try:
-        tree = _refactoring_tool().refactor_string(text, "<repy>")
+        tree = _refactoring_tool(grammar_directory).refactor_string(text, "<repy>")
     except ParseError as err:
         _, (lineno, column) = err.context
         raise _Python2ParseError("invalid syntax", lineno, column) from None
@@ -229,8 +242,49 @@ def _translate(text: str) -> str:
         raise _Python2ParseError(message, lineno, column) from None
     except IndentationError as err:
         raise _Python2ParseError(err.msg, err.lineno or 0, (err.offset or 1) - 1) from None
+    python3_line = _python3_only_line(tree)
+    if python3_line is not None:
+        raise _Python2ParseError("Python 3 only syntax", python3_line, 0)
     translated: str = str(tree)
     return translated
+
+
+def _python3_only_line(tree: Any) -> Optional[int]:
+    """The line of the first Python 3 construct in a fissix tree, or None.
+
+    fissix's grammar reads both languages (all but the print and exec
+    statements); source that uses one of these is not Python 2: nonlocal,
+    keyword-only parameters, annotations (of parameters and variables), f-strings, async and await,
+    starred targets, ``yield from``, ``raise ... from``, ``:=`` and ``@``.
+    """
+    from fissix.pgen2 import token  # type: ignore[import-untyped]
+    from fissix.pygram import python_symbols as symbols  # type: ignore[import-untyped]
+    python3_tokens = {token.RARROW, token.AWAIT, token.ASYNC, token.COLONEQUAL}
+    for node in tree.pre_order():
+        children = node.children
+        parent_type = node.parent.type if node.parent is not None else None
+        if node.type in python3_tokens or node.type in (symbols.star_expr, symbols.annassign):
+            return int(node.get_lineno())
+        if node.type == token.STRING and "f" in node.value[:3].lower().split("'")[0].split('"')[0]:
+            return int(node.get_lineno())
+        if (node.type == token.NAME and node.value == "nonlocal"
+                and parent_type == symbols.global_stmt):
+            return int(node.get_lineno())
+        if node.type == token.NAME and node.value == "from" and parent_type in (
+                symbols.raise_stmt, symbols.yield_arg):
+            return int(node.get_lineno())
+        if node.type == token.AT and parent_type == symbols.term:
+            return int(node.get_lineno())
+        if node.type == symbols.tname and len(children) == 3:
+            return int(node.get_lineno())
+        if node.type in (symbols.typedargslist, symbols.varargslist):
+            after_star = False
+            for child, following in zip(children, children[1:]):
+                after_star = after_star or child.type == token.STAR
+                if after_star and child.type == token.COMMA \
+                        and following.type != token.DOUBLESTAR:
+                    return int(node.get_lineno())
+    return None
 
 
 def _show_original_line(err: SyntaxError, text: str) -> None:
