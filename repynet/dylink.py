@@ -37,7 +37,7 @@ import os
 import threading
 import types
 from collections.abc import Iterable, Sequence
-from typing import Any, Optional
+from typing import Any
 
 from . import errors
 from ._program import DISPATCH_FILENAME, Program
@@ -100,7 +100,7 @@ class Linker:
     """One program's dylink: the module cache and the search path."""
 
     def __init__(self, program: Program, program_path: str, language: str = "auto",
-                 lib_dirs: Sequence[str] = (), cache: Optional[TranslationCache] = None) -> None:
+                 lib_dirs: Sequence[str] = (), cache: TranslationCache | None = None) -> None:
         self._program = program
         self._language = language
         self._cache = cache
@@ -112,11 +112,11 @@ class Linker:
         self._importing: list[str] = []
         self._compiled: dict[str, tuple[CompiledSource, str]] = {}
         self._lock = threading.RLock()
-        self._py2_builtins: Optional[Namespace] = None
+        self._py2_builtins: Namespace | None = None
 
     # --- the program --------------------------------------------------------
 
-    def prepare_main(self, source: Optional[bytes], namespace: Namespace) -> types.CodeType:
+    def prepare_main(self, source: bytes | None, namespace: Namespace) -> types.CodeType:
         """The program's code, with ``namespace`` made ready to run it.
 
         ``source`` is None when the program is dylink itself: its code is
@@ -149,7 +149,7 @@ class Linker:
         def dy_import_module_symbols(module: str, new_callfunc: str = "import") -> None:
             self.import_symbols(module, context, new_callfunc)
 
-        def dy_dispatch_module(eval_context: Optional[Namespace] = None) -> bool:
+        def dy_dispatch_module(eval_context: Namespace | None = None) -> bool:
             return self.dispatch(child if eval_context is None else eval_context, context)
 
         context.update(dy_import_module=dy_import_module,
@@ -221,8 +221,9 @@ class Linker:
         if directory not in self._program_dirs:
             self._program_dirs.append(directory)
         eval_context["callfunc"] = caller.get("callfunc")
+        rest = callargs[1:]
         if eval_context.get("callargs") is callargs:
-            eval_context["callargs"] = callargs[1:]
+            eval_context["callargs"] = rest
         eval_context["__name__"] = "__main__"
         self._evaluate(compiled, path, eval_context)
         return True

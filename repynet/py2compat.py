@@ -46,7 +46,7 @@ import tokenize
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 # Bumped whenever the translation changes, so old cache entries are unused.
 TRANSLATOR_VERSION = "2"
@@ -84,7 +84,7 @@ class CompiledSource:
 # --- compiling ----------------------------------------------------------------
 
 def compile_repy(source: bytes, filename: str, language: str = "auto",
-                 cache: Optional[TranslationCache] = None) -> CompiledSource:
+                 cache: TranslationCache | None = None) -> CompiledSource:
     """Compiles Repy source as ``language`` (auto, py2 or py3).
 
     Raises SyntaxError or ValueError as ``compile`` does, with the user's
@@ -110,7 +110,7 @@ def compile_repy(source: bytes, filename: str, language: str = "auto",
 
 
 def _compile_uncached(source: bytes, filename: str, language: str,
-                      grammar_directory: Optional[str]) -> CompiledSource:
+                      grammar_directory: str | None) -> CompiledSource:
     text = _with_includes(_decode(source, filename))
     if language == "py3":
         return CompiledSource(_compile_py3(text, filename), "py3")
@@ -188,7 +188,7 @@ class _Python2ParseError(Exception):
 
 
 @functools.lru_cache(maxsize=1)
-def _refactoring_tool(grammar_directory: Optional[str]) -> Any:
+def _refactoring_tool(grammar_directory: str | None) -> Any:
     """fissix's refactoring tool with ``_FIXERS``, its grammar tables kept safe.
 
     fissix imports on first use (a warm cache never needs it).  It keeps
@@ -226,7 +226,7 @@ def _refactoring_tool(grammar_directory: Optional[str]) -> Any:
     return RepyRefactoringTool(list(_FIXERS))
 
 
-def _translate(text: str, grammar_directory: Optional[str]) -> str:
+def _translate(text: str, grammar_directory: str | None) -> str:
     """Python 2 source as Python 3 source with the same lines."""
     from fissix.pgen2.parse import ParseError  # type: ignore[import-untyped]
     from fissix.pgen2.tokenize import TokenError  # type: ignore[import-untyped]
@@ -249,7 +249,7 @@ def _translate(text: str, grammar_directory: Optional[str]) -> str:
     return translated
 
 
-def _python3_only_line(tree: Any) -> Optional[int]:
+def _python3_only_line(tree: Any) -> int | None:
     """The line of the first Python 3 construct in a fissix tree, or None.
 
     fissix's grammar reads both languages (all but the print and exec
@@ -350,7 +350,7 @@ class _Python2Divisor:
 
 
 def _cmp(left: Any, right: Any) -> int:
-    return (left > right) - (left < right)
+    return int((left > right) - (left < right))
 
 
 def python2_builtins(print_function: Callable[..., None]) -> dict[str, Any]:
@@ -436,7 +436,7 @@ class TranslationCache:
         self.directory = directory
 
     @classmethod
-    def for_user(cls, warn: Callable[[str], None]) -> Optional[TranslationCache]:
+    def for_user(cls, warn: Callable[[str], None]) -> TranslationCache | None:
         """The user's cache, or None (after one ``warn``) if its directory is unsafe."""
         directory = default_cache_directory()
         try:
@@ -449,7 +449,7 @@ class TranslationCache:
     def _path(self, key: str) -> str:
         return os.path.join(self.directory, f"{key}.code")
 
-    def load(self, key: str) -> Optional[CompiledSource]:
+    def load(self, key: str) -> CompiledSource | None:
         try:
             with open(self._path(key), "rb") as stream:
                 language, code = marshal.load(stream)

@@ -44,23 +44,23 @@ raise class: bare class
 print items 1 2.5
 trailing comma continues the line
 
-backquotes: [1, 'a'] 
-ne: True False 
-long: 26 octal: 511 8 
-xrange: [0, 2, 4, 6] 
-has_key: True False 
-keys sorted: ['a', 'b', 'c'] first: a 
-iteritems: [('a', 1), ('b', 2), ('c', 3)] 
-values indexed: 3 3 
-division: 3 -4 3.5 3.5 2 
-augmented division: 4 [4, 4.5] 
-floor division: 3 
-unicode and long names: u 3 True 
-u literal: True True 
-map and filter are lists: 1 5 
-zip is a list: (2, 'b') 
-reduce and cmp: 6 -1 0 
-str stays text: True 2 
+backquotes: [1, 'a']
+ne: True False
+long: 26 octal: 511 8
+xrange: [0, 2, 4, 6]
+has_key: True False
+keys sorted: ['a', 'b', 'c'] first: a
+iteritems: [('a', 1), ('b', 2), ('c', 3)]
+values indexed: 3 3
+division: 3 -4 3.5 3.5 2
+augmented division: 4 [4, 4.5]
+floor division: 3
+unicode and long names: u 3 True
+u literal: True True
+map and filter are lists: 1 5
+zip is a list: (2, 'b')
+reduce and cmp: 6 -1 0
+str stays text: True 2
 """
 
 
