@@ -158,9 +158,9 @@ class Program:
 
     # --- the namespace ----------------------------------------------------
 
-    def namespace(self, network_api):
+    def namespace(self, network_api: dict[str, Any]) -> dict[str, Any]:
         """The program's globals: Repy built-ins, exceptions and the network API."""
-        names = {"__name__": "__main__", "__file__": self.path}
+        names: dict[str, Any] = {"__name__": "__main__", "__file__": self.path}
         names.update(self.api(network_api))
         names.update(
             callargs=list(self.callargs),
@@ -190,7 +190,7 @@ class Program:
         names.update(network_api)
         return names
 
-    def log(self, *args, **kwargs):
+    def log(self, *args: Any, **kwargs: Any) -> None:
         """Write each argument str()-ed, like Python 2's ``print x,``."""
         if kwargs:
             raise errors.RepyArgumentError("log() takes no keyword arguments")
@@ -401,7 +401,7 @@ class Program:
         os._exit(status)
 
 
-def format_uncaught(exc, skip_frames=0):
+def format_uncaught(exc: BaseException, skip_frames: int = 0) -> str:
     """A traceback whose exception line names the class without its module.
 
     Python would print ``repynet.errors.ResourceForbiddenError: ...``; Repy

@@ -45,7 +45,6 @@ import tempfile
 import tokenize
 import types
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 # Bumped whenever the translation changes, so old cache entries are unused.
@@ -196,6 +195,8 @@ def _refactoring_tool(grammar_directory: str | None) -> Any:
     its own made with the default umask; they go in our checked directory
     instead, or, without one, in a new private temporary directory.
     """
+    from pathlib import Path
+
     import fissix  # type: ignore[import-untyped]
     if grammar_directory is None:
         grammar_directory = tempfile.mkdtemp(prefix="repynet-fissix-")
@@ -386,15 +387,17 @@ def _cache_key(source: bytes, filename: str, language: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _fissix_version() -> str:
-    # Read from the distribution's metadata: no need to import fissix.
-    try:
-        from importlib.metadata import PackageNotFoundError, version
+    """fissix's version file as text, read without importing fissix (or importlib.metadata)."""
+    spec = importlib.util.find_spec("fissix")
+    if spec is None or not spec.submodule_search_locations:
+        return "absent"
+    for directory in spec.submodule_search_locations:
         try:
-            return version("fissix")
-        except PackageNotFoundError:
-            return "absent"
-    except ImportError:  # pragma: no cover - Python < 3.8
-        return "unknown"
+            with open(os.path.join(directory, "__version__.py"), encoding="utf-8") as stream:
+                return stream.read()
+        except OSError:
+            continue
+    return "unknown"
 
 
 def default_cache_directory() -> str:
