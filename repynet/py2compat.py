@@ -103,6 +103,9 @@ def compile_repy(source: bytes, filename: str, language: str = "auto",
     except (RecursionError, MemoryError) as err:
         raise CompileOverflowError(
             f"{filename}: too deeply nested to compile ({type(err).__name__})") from None
+    except (SyntaxError, ValueError) as err:
+        # Raised from here, without the parser's and the translator's frames.
+        raise err.with_traceback(None) from None
     if cache is not None:
         cache.store(key, compiled)
     return compiled

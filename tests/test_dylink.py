@@ -180,3 +180,17 @@ def test_dylink_names_are_checked_the_repy_way(tmp_path):
     assert result.returncode == 1
     assert stderr_lines(result)[-1] == \
         "RepyArgumentError: dy_import_module() needs a module name (str), got int"
+
+
+def test_a_module_with_a_syntax_error_raises_it_in_the_importer(tmp_path):
+    (tmp_path / "typo.r2py").write_text('print "line 1"\nprint "line 2" +\n')
+    program = tmp_path / "prog.r2py"
+    program.write_text('x = 1\ndy_import_module("typo")\n')
+    result = run(tmp_path, program)
+    assert result.returncode == 1
+    stderr = result.stderr.decode()
+    assert stderr.startswith("Traceback (most recent call last):\n")
+    assert f'File "{program}", line 2, in <module>' in stderr
+    assert f'File "{tmp_path / "typo.r2py"}", line 2\n' in stderr
+    assert stderr_lines(result)[-1] == "SyntaxError: invalid syntax (Python 2 source)"
+    assert "py2compat.py" not in stderr and "ast.py" not in stderr

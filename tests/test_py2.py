@@ -277,3 +277,24 @@ def test_a_damaged_cache_entry_is_a_miss(tmp_path):
     compiled = py2compat.compile_repy(b"pass\n", "prog.r2py", "auto", cache)
     assert compiled.language == "py2"
     assert cache.load(key) is not None
+
+
+def test_the_print_function_future_import_is_honoured(tmp_path):
+    result = run_source(tmp_path, """\
+        from __future__ import print_function
+        print("a", "b", 7 / 2)
+        print("c", end="")
+        print()
+        """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"a b 3\nc\n"
+
+
+def test_a_translated_program_that_python_3_cannot_compile_shows_only_its_line(tmp_path):
+    # Tuple parameters are not translated (the fix would add lines).
+    result = run_source(tmp_path, "x = 1\ndef f((a, b)):\n    return a\n")
+    assert result.returncode == 1
+    lines = stderr_lines(result)
+    assert lines[0] == f'  File "{tmp_path / "prog.r2py"}", line 2'
+    assert lines[1].strip() == "def f((a, b)):"
+    assert lines[-1].startswith("SyntaxError: ")
