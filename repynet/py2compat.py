@@ -39,6 +39,7 @@ import importlib.util
 import io
 import marshal
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -196,38 +197,44 @@ def _refactoring_tool(grammar_directory: str | None) -> Any:
     fissix imports on first use (a warm cache never needs it).  It keeps
     its grammar tables as pickles (loading one runs code) in a directory of
     its own made with the default umask; they go in our checked directory
-    instead, or, without one, in a new private temporary directory.
+    instead, or, without one, in a private temporary directory removed at once.
     """
     from pathlib import Path
 
     import fissix  # type: ignore[import-untyped]
+    private_directory = None
     if grammar_directory is None:
-        grammar_directory = tempfile.mkdtemp(prefix="repynet-fissix-")
+        private_directory = grammar_directory = tempfile.mkdtemp(prefix="repynet-fissix-")
     fissix.CACHE_DIR = Path(grammar_directory, f"fissix-{fissix.__version__}")
-    from fissix.fixes.fix_unicode import FixUnicode  # type: ignore[import-untyped]
-    from fissix.refactor import RefactoringTool  # type: ignore[import-untyped]
+    try:
+        from fissix.fixes.fix_unicode import FixUnicode  # type: ignore[import-untyped]
+        from fissix.refactor import RefactoringTool  # type: ignore[import-untyped]
 
-    class FixTextLiterals(FixUnicode):  # type: ignore[misc]
-        """fix_unicode, but ``"\\u00e9"`` keeps its Python 3 meaning (one character).
+        class FixTextLiterals(FixUnicode):  # type: ignore[misc]
+            """fix_unicode, but ``"\\u00e9"`` keeps its Python 3 meaning (one character).
 
-        fix_unicode would double the backslash to keep Python 2's byte-string
-        meaning; Repy strings are text here, and a program that wrote
-        ``\\u`` in a str meant the character.
-        """
+            fix_unicode would double the backslash to keep Python 2's byte-string
+            meaning; Repy strings are text here, and a program that wrote
+            ``\\u`` in a str meant the character.
+            """
 
-        def start_tree(self, tree: Any, filename: str) -> None:
-            super().start_tree(tree, filename)
-            self.unicode_literals = True
+            def start_tree(self, tree: Any, filename: str) -> None:
+                super().start_tree(tree, filename)
+                self.unicode_literals = True
 
-    class RepyRefactoringTool(RefactoringTool):  # type: ignore[misc]
-        def get_fixers(self) -> tuple[list[Any], list[Any]]:
-            def text_literals(fixers: list[Any]) -> list[Any]:
-                return [FixTextLiterals(fixer.options, fixer.log)
-                        if isinstance(fixer, FixUnicode) else fixer for fixer in fixers]
-            pre_order, post_order = super().get_fixers()
-            return text_literals(pre_order), text_literals(post_order)
+        class RepyRefactoringTool(RefactoringTool):  # type: ignore[misc]
+            def get_fixers(self) -> tuple[list[Any], list[Any]]:
+                def text_literals(fixers: list[Any]) -> list[Any]:
+                    return [FixTextLiterals(fixer.options, fixer.log)
+                            if isinstance(fixer, FixUnicode) else fixer for fixer in fixers]
+                pre_order, post_order = super().get_fixers()
+                return text_literals(pre_order), text_literals(post_order)
 
-    return RepyRefactoringTool(list(_FIXERS))
+        return RepyRefactoringTool(list(_FIXERS))
+    finally:
+        if private_directory is not None:
+            # The tables are in memory once the tool is built.
+            shutil.rmtree(private_directory, ignore_errors=True)
 
 
 def _translate(text: str, grammar_directory: str | None) -> str:
@@ -419,13 +426,10 @@ def check_cache_directory(path: str) -> None:
     """Creates ``path`` (mode 0700) if missing; raises CacheDirectoryError if unsafe.
 
     Safe means: a real directory (not a symbolic link), owned by this user,
-    not writable by group or others.
+    not writable by group or others.  OSError if it cannot be made or read.
     """
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        status = os.lstat(path)
-    except OSError as err:
-        raise CacheDirectoryError(f"{path}: {err.strerror}") from None
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    status = os.lstat(path)
     if not stat.S_ISDIR(status.st_mode):
         raise CacheDirectoryError(f"{path} is not a directory")
     if status.st_uid != os.geteuid():
@@ -443,12 +447,18 @@ class TranslationCache:
 
     @classmethod
     def for_user(cls, warn: Callable[[str], None]) -> TranslationCache | None:
-        """The user's cache, or None (after one ``warn``) if its directory is unsafe."""
+        """The user's cache, or None: after one ``warn`` if its directory is unsafe.
+
+        A directory that cannot be made (a read-only home) only costs time:
+        no warning.
+        """
         directory = default_cache_directory()
         try:
             check_cache_directory(directory)
         except CacheDirectoryError as err:
             warn(f"repynet: not caching translated code: {err}")
+            return None
+        except OSError:
             return None
         return cls(directory)
 
@@ -475,7 +485,7 @@ class TranslationCache:
             with os.fdopen(descriptor, "wb") as stream:
                 marshal.dump((compiled.language, compiled.code), stream)
             os.replace(temporary, self._path(key))
-        except OSError:
+        except (OSError, ValueError):  # ValueError: too deeply nested to marshal
             try:
                 os.unlink(temporary)
             except OSError:

@@ -298,3 +298,11 @@ def test_a_translated_program_that_python_3_cannot_compile_shows_only_its_line(t
     assert lines[0] == f'  File "{tmp_path / "prog.r2py"}", line 2'
     assert lines[1].strip() == "def f((a, b)):"
     assert lines[-1].startswith("SyntaxError: ")
+
+
+def test_a_cache_directory_that_cannot_be_made_is_skipped_silently(tmp_path):
+    (tmp_path / "cache").write_text("a file where the cache directory would go")
+    result = run(tmp_path, "py2_constructs.r2py")
+    assert result.returncode == 0
+    assert result.stderr == b""
+    assert result.stdout.decode() == CONSTRUCTS_OUTPUT
