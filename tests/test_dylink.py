@@ -9,7 +9,7 @@ import socket
 import textwrap
 
 import pytest
-from test_py2 import PROGRAMS, run, stderr_lines
+from test_py2 import PROGRAMS, failed_run, run, stderr_lines
 
 RESTRICTIONS = textwrap.dedent("""\
     resource insockets 10
@@ -72,14 +72,11 @@ def test_new_callfunc_and_additional_globals(tmp_path):
 
 
 def test_a_module_that_fails_raises_its_own_error_in_the_importer(tmp_path):
-    result = run(tmp_path, "dylink_broken.r2py")
-    assert result.returncode == 1
-    assert result.stdout == b"caught: broken_module cannot start\n"
-    stderr = result.stderr.decode()
+    stderr = failed_run(tmp_path, "dylink_broken.r2py", b"caught: broken_module cannot start\n")
     assert 'File "dylink_broken.r2py", line 5, in <module>' in stderr
     assert ('File "broken_module.r2py", line 3, in <module>\n'
             '    raise ValueError, "broken_module cannot start"\n') in stderr
-    assert stderr_lines(result)[-1] == "ValueError: broken_module cannot start"
+    assert stderr.splitlines()[-1] == "ValueError: broken_module cannot start"
     assert "dylink.py" not in stderr and "_program.py" not in stderr
 
 

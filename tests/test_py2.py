@@ -38,6 +38,14 @@ def stderr_lines(result):
     return result.stderr.decode().splitlines()
 
 
+def failed_run(tmp_path, program, stdout):
+    """Runs a program that must fail with status 1 after writing ``stdout``; its stderr."""
+    result = run(tmp_path, program)
+    assert result.returncode == 1
+    assert result.stdout == stdout
+    return result.stderr.decode()
+
+
 CONSTRUCTS_OUTPUT = """\
 except: raised with a comma
 raise class: bare class
@@ -88,13 +96,10 @@ def test_a_python_2_syntax_error_names_the_users_line(tmp_path):
 
 
 def test_a_traceback_points_at_the_users_lines(tmp_path):
-    result = run(tmp_path, "py2_traceback.r2py")
-    assert result.returncode == 1
-    assert result.stdout == b"helper got 1\nfound 1\n"
-    stderr = result.stderr.decode()
+    stderr = failed_run(tmp_path, "py2_traceback.r2py", b"helper got 1\nfound 1\n")
     assert 'File "py2_traceback.r2py", line 12, in <module>\n    helper(1)\n' in stderr
     assert 'File "py2_traceback.r2py", line 9, in helper\n    return value / 0\n' in stderr
-    assert stderr_lines(result)[-1].startswith("ZeroDivisionError: ")
+    assert stderr.splitlines()[-1].startswith("ZeroDivisionError: ")
     assert "py2compat.py" not in stderr and "dylink.py" not in stderr
 
 
