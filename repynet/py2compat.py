@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import ast
 import builtins
+import decimal
 import functools
 import hashlib
 import importlib.util
 import io
 import marshal
+import math
 import os
 import shutil
 import stat
@@ -360,6 +362,25 @@ class _Python2Divisor:
         return _py2_divide(left, self.value)
 
 
+def _py2_round(number: Any, ndigits: int = 0) -> Any:
+    """Python 2's round(): halves away from zero, on the float's exact value; a float."""
+    if isinstance(number, bool) or not isinstance(number, (int, float)) \
+            or not isinstance(ndigits, int) or isinstance(number, float) \
+            and not math.isfinite(number):
+        return builtins.round(number, ndigits)
+    if ndigits > 22:  # finer than a double's digits: unchanged, as in Python 2
+        return float(number)
+    if ndigits < -308:
+        return 0.0 * number
+    # Enough digits for any double's integer part plus 22 decimals.
+    context = decimal.Context(prec=400, rounding=decimal.ROUND_HALF_UP)
+    try:
+        rounded = context.quantize(decimal.Decimal(number), decimal.Decimal(1).scaleb(-ndigits))
+    except decimal.InvalidOperation:
+        raise OverflowError("number too large to round as a float") from None
+    return float(rounded)
+
+
 def _cmp(left: Any, right: Any) -> int:
     return int((left > right) - (left < right))
 
@@ -373,7 +394,7 @@ def python2_builtins(print_function: Callable[..., None]) -> dict[str, Any]:
     names = dict(vars(builtins))
     names.update(
         long=int, unicode=str, basestring=str, unichr=chr, xrange=range,
-        reduce=functools.reduce, cmp=_cmp, intern=sys.intern,
+        reduce=functools.reduce, cmp=_cmp, intern=sys.intern, round=_py2_round,
         print=print_function,
     )
     names[_DIVIDE] = _py2_divide

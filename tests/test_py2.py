@@ -68,6 +68,7 @@ u literal: True True
 map and filter are lists: 1 5
 zip is a list: (2, 'b')
 reduce and cmp: 6 -1 0
+round gives floats: 3.0 -3.0 2.67 1200.0
 str stays text: True 2
 """
 
