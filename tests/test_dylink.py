@@ -191,3 +191,7 @@ def test_a_module_with_a_syntax_error_raises_it_in_the_importer(tmp_path):
     assert f'File "{tmp_path / "typo.r2py"}", line 2\n' in stderr
     assert stderr_lines(result)[-1] == "SyntaxError: invalid syntax (Python 2 source)"
     assert "py2compat.py" not in stderr and "ast.py" not in stderr
+
+
+def test_threads_importing_a_module_at_once_share_one_evaluation(tmp_path):
+    assert run_ok(tmp_path, "dylink_threads.r2py") == "one evaluation: True True\n"
