@@ -28,7 +28,8 @@ HELP = f"""{USAGE}
 
 Run a Repy V2 program (Python 2 or 3 source) with the Repy network API, log,
 sleep, createthread, createlock, getruntime, getthreadname, exitall,
-getresources and callargs in its namespace.
+getresources, randombytes, getlasterror, dylink's dy_* calls and callargs in
+its namespace.
 
 options:
   --restrictions FILE  the restrictions file to enforce (default: Seattle's
@@ -40,7 +41,8 @@ options:
   --iface NAME         prefer the IPv4 addresses of an interface (repeatable)
   --nootherips         allow binding only to the --ip/--iface addresses
                        (127.0.0.1 stays allowed)
-  --source py2|py3|auto  the program's Python (default auto: source that
+  --source py2|py3|auto
+                       the program's Python (default auto: source that
                        parses as Python 2 runs with its Python 2 meaning)
   --lib DIR            look for dylink modules in DIR after the program's
                        directory (repeatable; then $REPY_PATH)
