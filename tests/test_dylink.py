@@ -5,11 +5,19 @@ Seattle's libraries are); network traffic goes to 127.0.0.1 only.
 """
 
 import os
+import runpy
 import socket
 import textwrap
+from pathlib import Path
 
 import pytest
-from test_py2 import PROGRAMS, failed_run, run, stderr_lines
+
+# Loaded by path: the suite also runs with --import-mode=importlib.
+harness = runpy.run_path(str(Path(__file__).resolve().parent / "programs" / "harness.py"))
+PROGRAMS = harness["PROGRAMS"]
+run = harness["run"]
+stderr_lines = harness["stderr_lines"]
+failed_run = harness["failed_run"]
 
 RESTRICTIONS = textwrap.dedent("""\
     resource insockets 10

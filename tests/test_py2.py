@@ -5,45 +5,20 @@ run gets its own translation cache (XDG_CACHE_HOME under tmp_path).
 """
 
 import os
+import runpy
 import stat
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from repynet import py2compat
 
-PROGRAMS = Path(__file__).resolve().parent / "programs"
-HANG_GUARD = 300
-
-
-def run(tmp_path, *argv, env=None):
-    environment = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
-    environment.pop("REPY_PATH", None)
-    environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "repynet", "run", *map(str, argv)],
-                          capture_output=True, timeout=HANG_GUARD, cwd=PROGRAMS,
-                          env=environment)
-
-
-def run_source(tmp_path, source, *argv, name="prog.r2py"):
-    program = tmp_path / name
-    program.write_text(textwrap.dedent(source), encoding="utf-8")
-    return run(tmp_path, *argv, program)
-
-
-def stderr_lines(result):
-    return result.stderr.decode().splitlines()
-
-
-def failed_run(tmp_path, program, stdout):
-    """Runs a program that must fail with status 1 after writing ``stdout``; its stderr."""
-    result = run(tmp_path, program)
-    assert result.returncode == 1
-    assert result.stdout == stdout
-    return result.stderr.decode()
+# Loaded by path: the suite also runs with --import-mode=importlib.
+harness = runpy.run_path(str(Path(__file__).resolve().parent / "programs" / "harness.py"))
+run = harness["run"]
+run_source = harness["run_source"]
+stderr_lines = harness["stderr_lines"]
+failed_run = harness["failed_run"]
 
 
 CONSTRUCTS_OUTPUT = """\
