@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 # Bumped whenever the translation changes, so old cache entries are unused.
-TRANSLATOR_VERSION = "2"
+TRANSLATOR_VERSION = "3"
 SOURCE_LANGUAGES = ("auto", "py2", "py3")
 
 # Every fixer here rewrites within a statement's lines.  Left out, because
@@ -170,7 +170,9 @@ def _with_includes(text: str) -> str:
         if line.startswith("include "):
             body = line.rstrip("\r\n")
             ending = line[len(body):]
-            module = body[len("include "):].strip()
+            # The name is the first word: a trailing comment is dropped.
+            words = body[len("include "):].split()
+            module = words[0] if words else ""
             lines[number] = f"dy_import_module_symbols({module!r}, callfunc){ending}"
     return "".join(lines)
 
