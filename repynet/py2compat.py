@@ -188,10 +188,15 @@ class _Python2ParseError(Exception):
         self.column = column
 
     def syntax_error(self, filename: str, text: str) -> SyntaxError:
-        lines = text.splitlines()
-        line = lines[self.lineno - 1] if 0 < self.lineno <= len(lines) else ""
         return SyntaxError(f"{self.args[0]} (Python 2 source)",
-                           (filename, self.lineno, self.column + 1, line))
+                           (filename, self.lineno, self.column + 1,
+                            _source_line(text, self.lineno)))
+
+
+def _source_line(text: str, lineno: int | None) -> str:
+    """Line ``lineno`` (from 1) of ``text`` as Python counts lines; "" if none."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return lines[lineno - 1] if lineno is not None and 0 < lineno <= len(lines) else ""
 
 
 @functools.lru_cache(maxsize=1)
@@ -303,9 +308,7 @@ def _python3_only_line(tree: Any) -> int | None:
 
 
 def _show_original_line(err: SyntaxError, text: str) -> None:
-    lines = text.splitlines()
-    if err.lineno is not None and 0 < err.lineno <= len(lines):
-        err.text = lines[err.lineno - 1] + "\n"
+    err.text = _source_line(text, err.lineno) + "\n"
 
 
 def _imports_future_division(tree: ast.Module) -> bool:
