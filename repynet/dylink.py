@@ -177,7 +177,9 @@ class Linker:
         _check_name("dy_import_module", module)
         name = module_name(module)
         with self._lock:
-            if name in self._importing:
+            # dylink is built in: importing its file would run Seattle's
+            # implementation over this one.
+            if name in self._importing or names_dylink(name):
                 return ImportedModule(name, {})
             cached = self._imported.get(name)
             if cached is not None:

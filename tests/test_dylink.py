@@ -203,3 +203,11 @@ def test_a_module_with_a_syntax_error_raises_it_in_the_importer(tmp_path):
 
 def test_threads_importing_a_module_at_once_share_one_evaluation(tmp_path):
     assert run_ok(tmp_path, "dylink_threads.r2py") == "one evaluation: True True\n"
+
+
+def test_importing_dylink_itself_is_a_no_op(tmp_path):
+    program = tmp_path / "prog.r2py"
+    program.write_text('m = dy_import_module("dylink.r2py")\n'
+                       'dy_import_module_symbols("dylink")\n'
+                       'print m, HAS_DYLINK, callfunc\n')
+    assert run_ok(tmp_path, program) == "<Imported module 'dylink'> True initialize\n"
