@@ -559,3 +559,55 @@ def test_a_restrictions_file_given_to_the_runner_is_what_getresources_reports(tm
     assert result.returncode == 0, result.stderr
     expected = Restrictions.parse(REQUIRED + "resource cpu .5\nresource connport 63111\n")
     assert result.stdout.decode() == str(sorted(expected.limits().items()))
+
+
+# --- Repy V1 files ----------------------------------------------------------------
+
+# Modelled on the V1 test restrictions: float resource values, repeated port
+# lines, call rules of every form and trailing comments after tabs.
+V1_FILE = (
+    "resource cpu .10\n"
+    "resource memory 15000000   # bytes\n"
+    "resource diskused 10000000 # 10 MB\n"
+    "resource events 10\n"
+    "resource filewrite 10000\n"
+    "resource fileread 10000\n"
+    "resource filesopened 5\n"
+    "resource insockets 2\n"
+    "resource outsockets 5\n"
+    "resource netsend 10000\n"
+    "resource netrecv 10000\n"
+    "resource loopsend 1000000\n"
+    "resource looprecv 1000000\n"
+    "resource lograte 30000\n"
+    "resource random 100\n"
+    "resource messport 12345\n"
+    "resource messport 12347\n"
+    "resource connport 12345\n"
+    "resource connport 12346\n"
+    "\n"
+    "call gethostbyname_ex allow\n"
+    "call sendmess allow\n"
+    "call stopcomm allow \t\t\t# nothing to restrict\n"
+    "call socket.recv allow\t\t# tab before the comment\n"
+    "# a comment line # with a second hash\n"
+    "call open arg 0 is data.out allow \t# arg N is VALUE\n"
+    "call open noargs is 1 allow \t\t# noargs is N\n"
+    "call sleep noargs is 1 arg 0 is 0.1 allow\n"
+    "call file.write noargs is 2 deny\n"
+    "call settimer prompt\n"
+)
+
+
+def test_a_v1_restrictions_file_parses_with_its_values(tmp_path):
+    path = tmp_path / "restrictions.v1"
+    path.write_text(V1_FILE)
+    restrictions = Restrictions.from_file(path)
+    assert restrictions["cpu"] == 0.10
+    assert restrictions["events"] == 10 and type(restrictions["events"]) is int
+    assert restrictions["insockets"] == 2 and restrictions["outsockets"] == 5
+    assert restrictions["netsend"] == 10000.0 and restrictions["looprecv"] == 1000000.0
+    assert restrictions["memory"] == 15000000 and restrictions["diskused"] == 10000000
+    assert restrictions["messport"] == {12345, 12347}
+    assert restrictions["connport"] == {12345, 12346}
+    assert restrictions == Restrictions.parse(V1_FILE, str(path))
