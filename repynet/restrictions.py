@@ -29,7 +29,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Set
-from typing import Any, NamedTuple, NoReturn, Union
+from typing import Any, NamedTuple, NoReturn, TypeVar, Union
 
 from . import _repynet
 
@@ -107,6 +107,7 @@ _REQUIRED: tuple[str, ...] = tuple(
 MAX_INTEGER = 2**63 - 1
 LOWEST_PORT, HIGHEST_PORT = 1, 65535
 _BITMAP_BYTES = (HIGHEST_PORT + 1) // 8
+_NONZERO_BYTE = re.compile(rb"[^\x00]")
 _CALL_ACTIONS = ("allow", "deny", "prompt")
 
 # ASCII only, so that '1_000', non-ASCII digits, 'nan' and 'inf' never reach
@@ -117,6 +118,7 @@ _DECIMAL_TOKEN = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+
 _SHOWN_TOKEN_CHARS = 40
 
 Value = Union[int, float, "PortSet"]
+_Self = TypeVar("_Self", bound="_Frozen")
 
 
 class RestrictionsError(ValueError):
@@ -139,10 +141,35 @@ class RestrictionsError(ValueError):
         return f"{self.path}:{self.line}: {self.reason}"
 
 
+# --- immutable values ----------------------------------------------------------
+
+
+class _Frozen:
+    """Immutable after construction: a copy is the object itself.
+
+    Constructors set the slots with object.__setattr__; pickling goes
+    through each class's __reduce__.
+    """
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} objects are immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} objects are immutable")
+
+    def __copy__(self: _Self) -> _Self:
+        return self
+
+    def __deepcopy__(self: _Self, memo: dict[int, object]) -> _Self:
+        return self
+
+
 # --- port sets -----------------------------------------------------------------
 
 
-class PortSet(Set[int]):
+class PortSet(_Frozen, Set[int]):
     """An immutable set of ports (1-65535) held as an 8 KiB bitmap.
 
     It behaves as a ``frozenset`` of ``int``: it compares equal to a set of
@@ -169,12 +196,6 @@ class PortSet(Set[int]):
         object.__setattr__(self, "_hash_cache", None)
         return self
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("PortSet is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError("PortSet is immutable")
-
     def __contains__(self, port: object) -> bool:
         # Set semantics by value, as frozenset: 80 and 80.0 are the same member.
         if isinstance(port, float) and port.is_integer():
@@ -188,12 +209,15 @@ class PortSet(Set[int]):
         return bool(self._bitmap[number >> 3] >> (number & 7) & 1)
 
     def __iter__(self) -> Iterator[int]:
-        for index, byte in enumerate(self._bitmap):
-            if byte:
-                base = index << 3
-                for bit in range(8):
-                    if byte >> bit & 1:
-                        yield base + bit
+        # The regular expression skips the zero bytes at C speed: a set of a
+        # hundred ports visits a dozen bytes, not 8,192.
+        bitmap = self._bitmap
+        for match in _NONZERO_BYTE.finditer(bitmap):
+            index = match.start()
+            byte, base = bitmap[index], index << 3
+            for bit in range(8):
+                if byte >> bit & 1:
+                    yield base + bit
 
     def __len__(self) -> int:
         return self._count
@@ -216,12 +240,6 @@ class PortSet(Set[int]):
 
     def __repr__(self) -> str:
         return f"PortSet({{{', '.join(_port_ranges(self))}}})"
-
-    def __copy__(self) -> PortSet:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> PortSet:
-        return self
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         return (PortSet._from_bitmap, (self._bitmap,))
@@ -280,7 +298,7 @@ class CallRule(NamedTuple):
 # --- the Restrictions object ---------------------------------------------------
 
 
-class Restrictions(Mapping[str, Value]):
+class Restrictions(_Frozen, Mapping[str, Value]):
     """An immutable set of the 17 limits, read as a mapping from name to value.
 
     Decimals are ``float``, counts ``int`` and port sets :class:`PortSet`.
@@ -308,12 +326,6 @@ class Restrictions(Mapping[str, Value]):
         object.__setattr__(self, "_call_rules", tuple(call_rules))
         return self
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("Restrictions are immutable; use .replace() for a changed copy")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError("Restrictions are immutable")
-
     # --- Mapping ----------------------------------------------------------
 
     def __getitem__(self, name: str) -> Value:
@@ -330,13 +342,6 @@ class Restrictions(Mapping[str, Value]):
 
     def __repr__(self) -> str:
         return f"<Restrictions from {self._source}>"
-
-    # Immutable: a copy is the object itself, and pickling rebuilds it.
-    def __copy__(self) -> Restrictions:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Restrictions:
-        return self
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (Restrictions._create, (self._values, self._source, self._call_rules))
