@@ -10,6 +10,7 @@ import copy
 import math
 import os
 import pickle
+import random
 import socket
 import subprocess
 import sys
@@ -942,3 +943,35 @@ def test_c_takes_typed_values_and_checks_only_its_own_invariants():
         repynet.listenformessage("127.0.0.1", 63199).close()
     except (repynet.AddressBindingError, repynet.AlreadyListeningError):
         pass
+
+
+def test_from_file_reads_crlf_and_tabs_of_a_v1_file(tmp_path):
+    path = tmp_path / "restrictions.crlf"
+    path.write_bytes(V1_FILE.replace("\n", "\r\n").encode())
+    assert Restrictions.from_file(path) == Restrictions.parse(V1_FILE)
+    assert Restrictions.from_file(path).call_rules == Restrictions.parse(V1_FILE).call_rules
+
+
+# Tokens that the grammar treats specially, and some it must refuse.
+_FUZZ_TOKENS = [
+    "resource", "call", "arg", "noargs", "is", "allow", "deny", "prompt", "#", "\t", " ",
+    "events", "connport", "netsend", "cpu", "0", "7", ".10", "1e999", "nan", "-1",
+    "1" * 5000, "0" * 5000, "\u0661", "\x00", "\x0b", "\r", "\ufeff", "\U0001f600",
+]
+
+
+def test_any_text_parses_or_raises_restrictions_error_with_file_and_line():
+    chooser = random.Random(20)  # fixed seed: the same texts every run
+    for _ in range(300):
+        lines = []
+        for _ in range(chooser.randrange(1, 6)):
+            # Mostly directives, so that the values and rules are exercised.
+            first = chooser.choice(["resource", "call", chooser.choice(_FUZZ_TOKENS)])
+            tokens = [chooser.choice(_FUZZ_TOKENS) for _ in range(chooser.randrange(0, 7))]
+            lines.append(" ".join([first, *tokens]))
+        text = REQUIRED + "\n".join(lines)
+        try:
+            Restrictions.parse(text, "r.txt")
+        except RestrictionsError as error:
+            assert str(error).startswith("r.txt:")
+            assert len(str(error)) < 300
