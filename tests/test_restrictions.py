@@ -873,6 +873,12 @@ def test_a_port_set_is_immutable_and_copies_as_itself():
     assert copy.copy(ports) is ports and copy.deepcopy(ports) is ports
     restored = pickle.loads(pickle.dumps(ports))
     assert restored == ports and type(restored) is PortSet
+    # Unpickling rebuilds from the bitmap, and refuses one the C core would.
+    rebuild, (bitmap,) = ports.__reduce__()
+    assert rebuild(bitmap) == ports
+    for bad_bitmap in (b"", b"\x00" * 8191, b"\x01" + b"\x00" * 8191):
+        with pytest.raises(ValueError):
+            rebuild(bad_bitmap)
 
 
 def test_every_port_fits_the_bitmap():
