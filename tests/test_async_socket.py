@@ -28,7 +28,6 @@ ABANDONED = native.ASYNC_RESULT_ABANDONED
 # A hang guard, not a performance bound: fail only after this long with no
 # progress at all.
 NO_PROGRESS_S = 60.0
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tcp_pair(host="127.0.0.1", sndbuf=None, rcvbuf=None):
@@ -348,10 +347,20 @@ def test_send_async_does_not_leak_on_churn(queue):
 
 def run_script(body):
     script = textwrap.dedent(body)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # The child inherits PYTHONPATH from conftest's children_import_this_repynet.
     # A hang guard for the child process, not a bound on its speed.
     return subprocess.run([sys.executable, "-c", script], capture_output=True,
-                          text=True, timeout=120, env=env)
+                          text=True, timeout=120)
+
+
+def test_child_processes_import_the_repynet_this_process_imported():
+    """Run from an installed wheel, a child must not pick up the source tree."""
+    import repynet
+
+    result = run_script("import repynet, repynet._repynet as n; "
+                        "print(repynet.__file__); print(n.__file__)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [repynet.__file__, native.__file__]
 
 
 PRELUDE = """
