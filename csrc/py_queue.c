@@ -22,6 +22,7 @@
 #include "_repynet.h"
 
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -292,8 +293,17 @@ queue_wait(CompletionQueueObject *q, PyObject *args)
         timeout = PyFloat_AsDouble(timeout_obj);
         if (timeout == -1.0 && PyErr_Occurred())
             return NULL;
+        /* NaN compares false with everything: it would never time out. */
+        if (isnan(timeout)) {
+            PyErr_SetString(PyExc_ValueError, "wait() timeout must not be NaN");
+            return NULL;
+        }
+        /* As threading.Event.wait: a negative timeout polls once, an
+         * infinite one waits like None. */
         if (timeout < 0)
             timeout = 0;
+        else if (isinf(timeout))
+            timeout = -1.0;
     }
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -339,7 +349,8 @@ static PyMethodDef queue_methods[] = {
      "buffers."},
     {"wait", (PyCFunction)queue_wait, METH_VARARGS,
      "wait(timeout=None) -> bool: block (GIL released) until a completion is "
-     "ready; False on timeout."},
+     "ready; False on timeout.  A negative timeout polls once, inf waits like "
+     "None, NaN raises ValueError."},
     {NULL, NULL, 0, NULL},
 };
 
