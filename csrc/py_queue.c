@@ -22,6 +22,7 @@
 #include "_repynet.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -51,6 +52,7 @@ typedef struct pyq_op {
 
 struct CompletionQueueObject {
     PyObject_HEAD
+    rn_fork_guard_t fork_guard;
     pthread_mutex_t lock;
     pyq_op *head; /* completed, not yet drained (guarded by lock) */
     pyq_op *tail;
@@ -166,6 +168,35 @@ pyq_put_back(CompletionQueueObject *q, pyq_op *list)
     pthread_mutex_unlock(&q->lock);
 }
 
+/*
+ * In a child after fork(), inside fork() (async-signal-safe calls only):
+ * the eventfd is the parent's, so a wake-up written or read here would be
+ * one the parent misses or sees twice.  Give the child its own eventfd
+ * under the same number.
+ */
+static void
+queue_in_child(rn_fork_guard_t *guard)
+{
+    CompletionQueueObject *q = (CompletionQueueObject *)(
+        (char *)guard - offsetof(CompletionQueueObject, fork_guard));
+    int fresh = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fresh < 0 || dup3(fresh, q->efd, O_CLOEXEC) < 0) {
+        /* Without a private eventfd the child must not touch the
+         * parent's: wait() then only polls the records. */
+        if (fresh >= 0)
+            close(fresh);
+        q->signalled = 1;
+        return;
+    }
+    close(fresh);
+    q->signalled = 0;
+    if (q->head != NULL) {
+        uint64_t one = 1;
+        (void)!write(q->efd, &one, sizeof(one));
+        q->signalled = 1;
+    }
+}
+
 static PyObject *
 queue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -185,6 +216,9 @@ queue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     pthread_mutex_init(&q->lock, NULL);
     q->efd = efd;
+    q->fork_guard.lock = &q->lock;
+    q->fork_guard.in_child = queue_in_child;
+    rn_fork_guard_add(&q->fork_guard);
     state->live[REPYNET_LIVE_COMPLETION_QUEUE]++;
     return (PyObject *)q;
 }
@@ -233,6 +267,7 @@ queue_dealloc(CompletionQueueObject *q)
     /* A pusher may still be inside unlock(): wait for it to leave. */
     pthread_mutex_lock(&q->lock);
     pthread_mutex_unlock(&q->lock);
+    rn_fork_guard_remove(&q->fork_guard);
     pthread_mutex_destroy(&q->lock);
     close(q->efd);
     if (state != NULL)

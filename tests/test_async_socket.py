@@ -453,3 +453,90 @@ print("ok", flush=True)
 """)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok" in result.stdout
+
+
+# The sanitizer allocator is not fork-safe either (see above).
+@pytest.mark.skipif(bool(os.environ.get("REPYNET_SANITIZE")),
+                    reason="the sanitizer allocator deadlocks after fork in threaded "
+                           "processes (google/sanitizers#836)")
+def test_children_forked_during_traffic_exit():
+    """Forks while the port's worker is inside socket and queue mutexes:
+    every child touches the inherited queue and sockets, then exits
+    normally (the atexit handler closes them); none may hang."""
+    result = run_script(PRELUDE + """
+import sys
+q = native.CompletionQueue()
+pairs = []
+for i in range(8):
+    client, server = tcp_pair()
+    server.setblocking(False)
+    pairs.append((native.AsyncSocket(client.detach(), q), server))
+stop = threading.Event()
+# Big transfers keep the worker inside the socket mutexes (recvmsg and
+# sendmsg copy under them) for much of the time.
+CHUNK = b"x" * (1 << 20)
+
+def peer():
+    while not stop.is_set():
+        for _, server in pairs:
+            try:
+                server.send(CHUNK)
+                server.recv(1 << 20)
+            except BlockingIOError:
+                pass
+
+def driver():
+    for i, (a, _) in enumerate(pairs):
+        a.receive_async(1 << 20, ("r", i))
+        a.send_async(CHUNK, ("s", i))
+    while not stop.is_set():
+        if q.wait(0.1):
+            for (kind, i), result, _ in q.drain():
+                if result != native.ASYNC_RESULT_OK:
+                    continue
+                a = pairs[i][0]
+                if kind == "r":
+                    a.receive_async(1 << 20, (kind, i))
+                else:
+                    a.send_async(CHUNK, (kind, i))
+
+threads = [threading.Thread(target=peer, daemon=True),
+           threading.Thread(target=driver, daemon=True)]
+for t in threads:
+    t.start()
+children = []
+for k in range(40):
+    time.sleep(0.01)
+    pid = os.fork()
+    if pid == 0:
+        q.drain()
+        q.wait(0)
+        pairs[k % 8][0].close()
+        sys.exit(0)
+    children.append(pid)
+hung = 0
+# A hang guard for all the children together, not a bound on speed.
+deadline = time.monotonic() + 60
+for pid in children:
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0, status
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            hung += 1
+            break
+        time.sleep(0.05)
+stop.set()
+for t in threads:
+    t.join()
+for a, server in pairs:
+    a.close()
+    server.close()
+q.drain()
+print("hung", hung, flush=True)
+""")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hung 0" in result.stdout, result.stdout
