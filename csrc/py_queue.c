@@ -11,10 +11,14 @@
  * drain() runs on a Python thread with the GIL, and only it releases the
  * Py_buffer export, the token and the socket reference of an operation.
  *
- * Lifetimes: a pending operation holds a strong reference to its socket
- * object, the socket one to its queue; so neither can be deallocated while C
- * may still point into them or into the exported buffer.  Completed records
- * sitting in a queue are visible to the GC through the queue's traverse.
+ * Lifetimes: an operation holds strong references to its queue, its token
+ * and (through the Py_buffer export) its buffer, never to its socket: a
+ * socket object nobody references any more is deallocated even with
+ * operations pending, and its deallocation closes it, which completes them
+ * ABANDONED into the queue (destroy waits for callbacks running on the
+ * worker, so C never points into a freed socket).  Completed records sitting
+ * in a queue, the queue itself included, are visible to the GC through the
+ * queue's traverse.
  *
  * Locks: queue->lock is a leaf (nothing is called while holding it except
  * write() on the eventfd).  Never waited on with the GIL held for long.
@@ -42,9 +46,8 @@ typedef struct AsyncSocketObject AsyncSocketObject;
 /* One operation, from send_async/receive_async until drain() delivers it. */
 typedef struct pyq_op {
     struct pyq_op *next;
-    CompletionQueueObject *queue; /* kept alive through sock */
+    CompletionQueueObject *queue; /* strong */
     PyObject *token;              /* strong */
-    PyObject *sock;               /* strong: the AsyncSocketObject */
     Py_buffer view;               /* export held until delivered */
     int result;
     uint32_t nbytes;
@@ -126,7 +129,7 @@ pyq_op_release(pyq_op *op)
     if (op->view.obj != NULL)
         PyBuffer_Release(&op->view);
     Py_XDECREF(op->token);
-    Py_XDECREF(op->sock);
+    Py_XDECREF((PyObject *)op->queue);
     free(op);
 }
 
@@ -232,8 +235,8 @@ queue_traverse(CompletionQueueObject *q, visitproc visit, void *arg)
         int rc = 0;
         if (op->token != NULL)
             rc = visit(op->token, arg);
-        if (rc == 0 && op->sock != NULL)
-            rc = visit(op->sock, arg);
+        if (rc == 0 && op->queue != NULL)
+            rc = visit((PyObject *)op->queue, arg);
         if (rc == 0 && op->view.obj != NULL)
             rc = visit(op->view.obj, arg);
         if (rc != 0) {
@@ -505,9 +508,9 @@ asock_dealloc(AsyncSocketObject *s)
     if (s->sock != NULL) {
         rn_asock_t *sock = s->sock;
         s->sock = NULL;
-        /* Nothing is pending (each pending op holds a reference to us);
-         * destroy may still join the worker if it drops the last port
-         * reference, so never with the GIL. */
+        /* Closing completes what is pending ABANDONED into the queue,
+         * which each operation keeps alive; destroy may join the worker if
+         * it drops the last port reference, so never with the GIL. */
         Py_BEGIN_ALLOW_THREADS
         rn_asock_destroy(sock);
         Py_END_ALLOW_THREADS
@@ -526,9 +529,8 @@ op_new(AsyncSocketObject *s, PyObject *token)
         PyErr_NoMemory();
         return NULL;
     }
-    op->queue = s->queue;
+    op->queue = (CompletionQueueObject *)Py_NewRef((PyObject *)s->queue);
     op->token = Py_NewRef(token);
-    op->sock = Py_NewRef((PyObject *)s);
     return op;
 }
 

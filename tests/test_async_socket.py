@@ -8,6 +8,7 @@ time"); no test asserts how fast anything happened.
 """
 
 import asyncio
+import gc
 import os
 import resource
 import socket
@@ -340,6 +341,49 @@ def test_send_async_does_not_leak_on_churn(queue):
         del s
         server.close()
     assert native._live_objects()["async_socket"] == 0
+
+
+def _fd_target(fd):
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except FileNotFoundError:
+        return None
+
+
+def test_dropped_socket_with_pending_operations_is_closed_and_completes_abandoned(queue):
+    """No reference left and the peer silent: the socket is closed at once,
+    its fd freed, and the pending receives (and a stuck send) complete
+    ABANDONED into the queue, which keeps their buffers until drained."""
+    client, server = tcp_pair(sndbuf=16384)
+    s = wrap(client, queue)
+    fd = s.fileno()
+    target = _fd_target(fd)
+    bufs = [s.receive_async(16, ("r", i)) for i in range(2)]
+    s.send_async(os.urandom(8 << 20), "stuck")  # nobody reads: stays pending
+    del s
+    gc.collect()
+    assert native._live_objects()["async_socket"] == 0
+    assert _fd_target(fd) != target  # closed (the number may be reused)
+    done = collect(queue, 3)
+    assert {tok for tok, _, _ in done} == {("r", 0), ("r", 1), "stuck"}
+    assert all(res == ABANDONED and n == 0 for _, res, n in done)
+    assert [len(b) for b in bufs] == [16, 16]
+    server.close()
+
+
+def test_dropped_queue_and_socket_in_a_cycle_are_collected():
+    """A token that refers back to the queue makes a cycle through a
+    completed record; the GC reclaims it, and the socket's fd is freed."""
+    q = native.CompletionQueue()
+    client, server = tcp_pair()
+    s = wrap(client, q)
+    s.receive_async(16, q)  # the token is the queue itself
+    del s
+    del q
+    gc.collect()
+    assert native._live_objects()["async_socket"] == 0
+    assert native._live_objects()["completion_queue"] == 0
+    server.close()
 
 
 # --- process lifetime --------------------------------------------------------
