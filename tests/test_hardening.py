@@ -8,9 +8,7 @@ share ports with the other test files.  Waits and counts are bounded; no
 test asserts how fast anything happened.
 """
 
-import gc
 import math
-import os
 import signal
 import socket
 import threading
