@@ -80,26 +80,16 @@ repynet_raise_with_arg(repynet_state *state, repynet_exc_t exc, PyObject *arg,
                        const char *format, ...)
 {
     va_list args;
-    PyObject *cls = state->exceptions[exc];
-    if (cls == NULL)
-        return repynet_raise(state, exc, "%s", format); /* says what is missing */
     va_start(args, format);
     PyObject *prefix = PyUnicode_FromFormatV(format, args);
     va_end(args);
     if (prefix == NULL)
         return NULL;
     PyObject *text = repynet_arg_text(arg);
-    if (text == NULL) {
-        Py_DECREF(prefix);
-        return NULL;
-    }
-    PyObject *message = PyUnicode_Concat(prefix, text);
+    if (text != NULL)
+        repynet_raise(state, exc, "%U%U", prefix, text);
     Py_DECREF(prefix);
-    Py_DECREF(text);
-    if (message == NULL)
-        return NULL;
-    PyErr_SetObject(cls, message);
-    Py_DECREF(message);
+    Py_XDECREF(text);
     return NULL;
 }
 

@@ -46,6 +46,22 @@ def ports(restrict):
     return chosen
 
 
+def _unanswering_listener(port):
+    """(listener, fillers): a listener on port whose full accept queue drops
+    every further SYN, so a connect to it waits in SYN_SENT."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((LO, port))
+    listener.listen(0)
+    fillers = []
+    for _ in range(2):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex((LO, port))
+        fillers.append(filler)
+    return listener, fillers
+
+
 def _accept(listener):
     end = time.monotonic() + HANG_GUARD_S
     while time.monotonic() < end:
@@ -110,17 +126,7 @@ def test_listener_closed_during_the_handshake_is_connection_refused(ports):
     """A full backlog keeps the SYN unanswered; closing the listener then
     ends the handshake with a reset, which is ConnectionRefusedError."""
     server_port, client_port = ports[0], ports[1]
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((LO, server_port))
-    listener.listen(0)
-    # Fill the accept queue so that the next SYN is dropped.
-    fillers = []
-    for _ in range(2):
-        filler = socket.socket()
-        filler.setblocking(False)
-        filler.connect_ex((LO, server_port))
-        fillers.append(filler)
+    listener, fillers = _unanswering_listener(server_port)
     closer = threading.Timer(0.5, listener.close)
     closer.start()
     try:
@@ -181,15 +187,7 @@ def test_openconnection_timeout_of_thirty_days_waits_and_can_be_interrupted(port
     float-cast-overflow check flags the unclamped conversion) and a signal
     still ends it."""
     server_port, client_port = ports[0], ports[1]
-    listener = socket.socket()
-    listener.bind((LO, server_port))
-    listener.listen(0)
-    fillers = []
-    for _ in range(2):
-        filler = socket.socket()
-        filler.setblocking(False)
-        filler.connect_ex((LO, server_port))
-        fillers.append(filler)
+    listener, fillers = _unanswering_listener(server_port)
 
     class Interrupted(Exception):
         pass
