@@ -306,6 +306,9 @@ def _bad_calls():
             ("sendmessage huge localip", net.sendmessage, (LO, P, b"x", HUGE, P + 1)),
             ("sendmessage localport", net.sendmessage,
              (LO, P, b"x", LO, HostileInt(10**30))),
+            ("sendmessage hostile text", net.sendmessage,
+             (LO, P, HostileStr("\u0100"), LO, P + 1)),
+            ("sendmessage huge text", net.sendmessage, (LO, P, HUGE, LO, P + 1)),
         ]
     return calls
 
