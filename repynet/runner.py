@@ -18,7 +18,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 
-from . import __version__, _program, _repynet, api_namespace, errors
+from . import __version__, _program, _repynet, _v1program, api_namespace, errors
 from .restrictions import Restrictions, RestrictionsError, getresources, set_restrictions
 
 USAGE = "usage: python -m repynet run [OPTIONS] PROGRAM [OPTIONS] [--] [ARG ...]"
@@ -33,7 +33,7 @@ options:
   --restrictions FILE  the restrictions file to enforce (default: Seattle's
                        restrictions.default, ports 63100-63199)
   --api v2|v1          the Repy API the program is written for (default v2;
-                       v1 is not available yet)
+                       v1: openconn, waitforconn, settimer... see docs/v1.md)
   --ip ADDR            a preferred local IP for getmyip and binding
                        (repeatable; order gives preference)
   --iface NAME         prefer the IPv4 addresses of an interface (repeatable)
@@ -177,11 +177,6 @@ def _run(argv):
     if options.show_version:
         sys.stdout.write(f"repynet {__version__}\n")
         return 0
-    if options.api == "v1":
-        sys.stderr.write("repynet run: --api v1 is not available yet; "
-                         "this version runs Repy V2 programs only\n")
-        return STATUS_USAGE
-
     if options.restrictions is not None:
         try:
             restrictions = Restrictions.from_file(options.restrictions)
@@ -212,6 +207,8 @@ def _run(argv):
         # reported as Python would, without the runner's frames.
         sys.stderr.write(_program.format_uncaught(err, skip_frames=1))
         return 1
+    if options.api == "v1":
+        return _v1program.run(options.program, code, options.callargs)
 
     try:
         program.start(code, program.namespace(_network_namespace()))
