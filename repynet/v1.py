@@ -600,6 +600,7 @@ class V1Network:
 
     def _work(self, ready: ReadyQueue) -> None:
         """A worker: counted idle while it waits in ready.get()."""
+        listener: _Listener | None
         while True:
             key = ready.get()  # GIL released; None once the queue is closed
             with self._lock:
@@ -619,13 +620,19 @@ class V1Network:
                 elif self._ready is ready:
                     self._ensure_idle_worker()
             if arguments is None:
+                listener = None
                 self._host.work_finished()
                 continue
+            function = listener.function
+            # Nothing of this connection may outlive the callback in this
+            # frame: the worker waits on for the next one.
+            listener = None
             try:
-                listener.function(*arguments)
+                function(*arguments)
             except BaseException as exc:  # noqa: B036 - V1 ends the program
                 self._host.uncaught(exc)
             finally:
+                del function, arguments
                 self._gate.give()
                 self._host.work_finished()
             with self._lock:
