@@ -1,3 +1,5 @@
+# mypy: disable-error-code="no-untyped-call"
+# (_program.py, whose Program this module subclasses, is not annotated yet.)
 """One Repy V1 program's run (``python -m repynet run --api v1``).
 
 The V1 program model over the V2 runner's machinery (``_program.Program``):
@@ -32,7 +34,7 @@ from ._program import _check_arguments, _seconds
 TIMER_PREFIX = "_EVENT:"
 
 
-class V1Program(_program.Program):  # type: ignore[misc]
+class V1Program(_program.Program):
     """The state a V1 program's namespace shares with the runner."""
 
     def __init__(self, path: str, callargs: list[str], stdout: Any = None,
@@ -53,6 +55,8 @@ class V1Program(_program.Program):  # type: ignore[misc]
         self._thread_finished()
 
     def uncaught(self, exc: BaseException) -> None:
+        if isinstance(exc, builtins.SystemExit):
+            self._exit_from(exc)
         self.fail(exc)
 
     # --- the namespace ------------------------------------------------------
