@@ -269,3 +269,39 @@ def test_a_low_loop_rate_delays_a_tcp_exchange(tmp_path):
     # 3000 bytes and their overheads at 1000 B/s with a one-second bucket.
     assert result.returncode == 0, result.stderr
     assert output(result) == "received 3000\nelapsed True\n"
+
+
+def test_a_v1_restrictions_file_runs_and_its_call_rules_are_not_enforced(tmp_path):
+    # Float values, repeated port lines, call rules of each form and
+    # tab-indented comments; `call sendmess deny` is parsed, not enforced.
+    ports = free_ports(2)
+    limits = tmp_path / "restrictions.v1"
+    limits.write_text(
+        "resource cpu .10\n"
+        "resource memory 15000000   # bytes\n"
+        "resource diskused 10000000\n"
+        "resource events 10\n"
+        "resource insockets 2\n"
+        "resource outsockets 5\n"
+        "resource netsend 10000.0\n"
+        "resource netrecv 10000\n"
+        "resource loopsend 1000000\n"
+        "resource looprecv 1000000.5\n"
+        + "".join(f"resource messport {p}\nresource connport {p}\n" for p in ports)
+        + "call sendmess deny\t\t# the network layer does not enforce call rules\n"
+        "call recvmess arg 1 is 5 allow \t# arg N is VALUE\n"
+        "call stopcomm noargs is 1 allow\n")
+    program = tmp_path / "prog.repy"
+    program.write_text(textwrap.dedent(f"""\
+        def on_message(ip, port, message, handle):
+            print('got', message)
+            stopcomm(handle)
+        if callfunc == 'initialize':
+            recvmess('127.0.0.1', {ports[0]}, on_message)
+            sendmess('127.0.0.1', {ports[0]}, 'allowed anyway', '127.0.0.1', {ports[1]})
+        """))
+    result = subprocess.run(
+        [sys.executable, "-m", "repynet", "run", "--api", "v1", "--restrictions",
+         str(limits), str(program)], capture_output=True, timeout=HANG_GUARD)
+    assert result.returncode == 0, result.stderr
+    assert output(result) == "got allowed anyway\n"
