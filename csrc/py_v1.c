@@ -14,7 +14,8 @@
  * - _v1_openconn / _v1_sendmess: V1's optional local IP and port (the
  *   kernel picks them; no connport/messport check for port 0), over the
  *   same checks, counts and charges as the V2 calls.
- * - _v1_fileno: a socket object's fd, for V1's blocking waits (poll).
+ * - _v1_wait / _v1_fileno: V1's blocking socket calls poll a socket's fd
+ *   together with a per-socket wake-up eventfd, GIL released.
  *
  * Locks: a queue's lock is a leaf; rn_port_remove() (which waits for a
  * running callback that takes that lock) is only called without it and
@@ -505,6 +506,43 @@ done:
     return result;
 }
 
+/*
+ * _v1_wait(fd, events, wake_fd) -> revents of fd: waits, GIL released,
+ * until fd has one of events (POLLIN/POLLOUT; errors and hang-ups count)
+ * or wake_fd is readable (then 0).  The caller keeps both fds open for the
+ * call (repynet/v1.py counts its waiters).  A signal runs its handler and
+ * the wait goes on.
+ */
+static PyObject *
+v1_wait(PyObject *module, PyObject *args)
+{
+    int fd, events, wake_fd, rc, err = 0;
+    if (!PyArg_ParseTuple(args, "iii:_v1_wait", &fd, &events, &wake_fd))
+        return NULL;
+    struct pollfd fds[2] = {
+        {.fd = fd, .events = (short)events},
+        {.fd = wake_fd, .events = POLLIN},
+    };
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = poll(fds, 2, -1);
+        if (rc < 0)
+            err = errno;
+        Py_END_ALLOW_THREADS
+        if (rc >= 0)
+            break;
+        if (err != EINTR) {
+            errno = err;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        if (PyErr_CheckSignals() < 0)
+            return NULL;
+    }
+    if (fds[1].revents != 0)
+        return PyLong_FromLong(0);
+    return PyLong_FromLong(fds[0].revents);
+}
+
 /* _v1_fileno(sock) -> the fd of a repynet socket object (-1 once closed). */
 static PyObject *
 v1_fileno(PyObject *module, PyObject *obj)
@@ -527,6 +565,9 @@ static PyMethodDef v1_module_methods[] = {
     {"_v1_sendmess", v1_sendmess, METH_VARARGS,
      "_v1_sendmess(text, destip, destport, message, localip) -> int (from "
      "an ephemeral local port)."},
+    {"_v1_wait", v1_wait, METH_VARARGS,
+     "_v1_wait(fd, events, wake_fd) -> revents of fd, or 0 once wake_fd is "
+     "readable; GIL released."},
     {"_v1_fileno", v1_fileno, METH_O,
      "_v1_fileno(sock) -> the fd of a repynet socket, -1 once closed."},
     {NULL, NULL, 0, NULL},

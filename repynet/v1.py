@@ -198,10 +198,7 @@ class _Connection:
                 raise Exception("Socket closed")
             self.waiters += 1
         try:
-            poller = select.poll()
-            poller.register(fd, events)
-            poller.register(self.wake_fd, select.POLLIN)
-            poller.poll()
+            _repynet._v1_wait(fd, events, self.wake_fd)
         finally:
             with self.lock:
                 self.waiters -= 1
@@ -232,12 +229,13 @@ class V1Socket:
             raise builtins.TypeError(f"bytes must be an int, not {type(bytes).__name__}")
         conn = self._conn
         while True:
-            if conn.closed:
-                raise Exception("Socket closed")
+            # Waiting first (returns at once when data is there) spares the
+            # would-block exception of the common case, a recv that waits.
+            conn.wait(select.POLLIN)
             try:
                 return conn.sock.recv(bytes)
             except errors.SocketWouldBlockError:
-                conn.wait(select.POLLIN)
+                continue
             except (errors.SocketClosedLocal, errors.SocketClosedRemote):
                 raise Exception("Socket closed") from None
             except errors.RepyArgumentError as err:
@@ -246,6 +244,8 @@ class V1Socket:
     def send(self, message: Any) -> int:
         conn = self._conn
         while True:
+            # Trying first: a send usually fits, and every wait is one more
+            # hand-over of the GIL.
             if conn.closed:
                 raise Exception("Socket closed")
             try:
