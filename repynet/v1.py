@@ -99,6 +99,7 @@ class EventGate:
 
     def __init__(self) -> None:
         self._returned = threading.Condition(threading.Lock())
+        self._waiting = 0  # threads in wait_take's slow path
 
     def take(self) -> None:
         """One item now, or V1's Exception."""
@@ -109,20 +110,32 @@ class EventGate:
 
     def wait_take(self) -> None:
         """One item, waiting (GIL released) until one is free."""
+        try:
+            _repynet._event_acquire()
+            return
+        except errors.ResourceExhaustedError:
+            pass
         with self._returned:
-            while True:
-                try:
-                    _repynet._event_acquire()
-                    return
-                except errors.ResourceExhaustedError:
-                    self._returned.wait()
+            self._waiting += 1
+            try:
+                while True:
+                    # Retried after _waiting is raised: an item given back
+                    # before then is seen here, one given after is notified.
+                    try:
+                        _repynet._event_acquire()
+                        return
+                    except errors.ResourceExhaustedError:
+                        self._returned.wait()
+            finally:
+                self._waiting -= 1
 
     def give(self) -> None:
         _repynet._event_release()
-        self.notify()
+        if self._waiting:
+            self.notify()
 
     def notify(self) -> None:
-        """An item came back some other way (the runner's threads)."""
+        """An item came back (also some other way: the runner's threads)."""
         with self._returned:
             self._returned.notify()
 

@@ -634,13 +634,15 @@ def test_an_uncaught_exception_in_a_callback_ends_the_process_with_1(tmp_path):
     script = tmp_path / "boom.py"
     script.write_text(textwrap.dedent("""\
         import socket, time
+        import repynet
         from repynet import v1
         def callback(*args):
             raise ValueError("boom in a callback")
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        probe.bind(("127.0.0.1", 63100 + 99))
+        probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
         probe.close()
+        repynet.set_restrictions(repynet.Restrictions.default().replace(messport={port}))
         v1.recvmess("127.0.0.1", port, callback)
         v1.sendmess("127.0.0.1", port, b"x")
         time.sleep(30)
