@@ -653,3 +653,25 @@ def test_an_uncaught_exception_in_a_callback_ends_the_process_with_1(tmp_path):
     assert result.returncode == 1
     assert result.stdout == b""
     assert result.stderr.decode().rstrip().splitlines()[-1] == "ValueError: boom in a callback"
+
+
+@pytest.mark.parametrize("call", [
+    lambda net, port: net.openconn(5, port),
+    lambda net, port: net.openconn("127.0.0.1", port, 5, 0),
+    lambda net, port: net.sendmess("127.0.0.1", port, 5),
+    lambda net, port: net.sendmess(b"127.0.0.1", port, b"x"),
+    lambda net, port: net.waitforconn(b"127.0.0.1", port, print),
+    lambda net, port: net.gethostbyname_ex(None),
+])
+def test_wrong_argument_types_raise_type_error_and_leak_nothing(network, ports, call):
+    with pytest.raises(TypeError):
+        call(network, ports[0])
+    assert usage("outsockets") == 0 and usage("insockets") == 0 and usage("events") == 0
+
+
+def test_recv_of_a_non_int_raises_type_error(network, ports):
+    echo_server(network, ports[0])
+    sock = network.openconn("127.0.0.1", ports[0])
+    with pytest.raises(TypeError):
+        sock.recv("10")
+    sock.close()
