@@ -14,23 +14,15 @@ import threading
 import time
 
 import pytest
+from test_runner import free_ports as free_udp_ports
 
 from repynet import _repynet, errors, v1
 
 HANG_GUARD = 30  # seconds: only stops a broken test from hanging the run
 
 
-def free_ports(count, kind=socket.SOCK_STREAM):
-    probes = []
-    try:
-        for _ in range(count):
-            probe = socket.socket(socket.AF_INET, kind)
-            probes.append(probe)
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
+def free_ports(count):
+    return free_udp_ports(count, kind=socket.SOCK_STREAM)
 
 
 @pytest.fixture
@@ -446,7 +438,7 @@ def test_sendmess_argument_errors_have_v1_texts(network, args, message):
 
 
 def test_sendmess_from_a_port_not_allowed_names_the_resource(network, ports):
-    forbidden = free_ports(1, socket.SOCK_DGRAM)[0]
+    forbidden = free_udp_ports(1)[0]
     with pytest.raises(Exception, match=f"^Resource 'messport {forbidden}' not allowed!!!$"):
         network.sendmess("127.0.0.1", ports[0], b"x", "127.0.0.1", forbidden)
 

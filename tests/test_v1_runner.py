@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import pytest
+from test_runner import free_ports
 
 HANG_GUARD = 120
 
@@ -27,22 +28,9 @@ RESTRICTIONS = textwrap.dedent("""\
     """)
 
 
-def free_ports(count):
-    probes = []
-    try:
-        for _ in range(count):
-            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            probes.append(probe)
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
-
-
 def run_v1(tmp_path, source, *args, events=10, loopsend=1000000):
     """Runs source as a V1 program; its ports are PORTS[0..3] (allowed)."""
-    ports = free_ports(4)
+    ports = free_ports(4, kind=socket.SOCK_STREAM)
     lines = "".join(f"resource connport {p}\nresource messport {p}\n" for p in ports)
     limits = tmp_path / "limits.txt"
     limits.write_text(RESTRICTIONS.format(events=events, loopsend=loopsend) + lines)
@@ -274,7 +262,7 @@ def test_a_low_loop_rate_delays_a_tcp_exchange(tmp_path):
 def test_a_v1_restrictions_file_runs_and_its_call_rules_are_not_enforced(tmp_path):
     # Float values, repeated port lines, call rules of each form and
     # tab-indented comments; `call sendmess deny` is parsed, not enforced.
-    ports = free_ports(2)
+    ports = free_ports(2, kind=socket.SOCK_STREAM)
     limits = tmp_path / "restrictions.v1"
     limits.write_text(
         "resource cpu .10\n"
