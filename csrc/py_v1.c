@@ -14,8 +14,9 @@
  * - _v1_openconn / _v1_sendmess: V1's optional local IP and port (the
  *   kernel picks them; no connport/messport check for port 0), over the
  *   same checks, counts and charges as the V2 calls.
- * - _v1_wait / _v1_fileno: V1's blocking socket calls poll a socket's fd
- *   together with a per-socket wake-up eventfd, GIL released.
+ * - _v1_recv / _v1_send: V1's blocking socket calls, the V2 method retried
+ *   after a poll of the socket's fd together with a per-socket wake-up
+ *   eventfd (GIL released); _v1_fileno: a socket's fd (willblock).
  *
  * Locks: a queue's lock is a leaf; rn_port_remove() (which waits for a
  * running callback that takes that lock) is only called without it and
@@ -507,22 +508,20 @@ done:
 }
 
 /*
- * _v1_wait(fd, events, wake_fd) -> revents of fd: waits, GIL released,
- * until fd has one of events (POLLIN/POLLOUT; errors and hang-ups count)
- * or wake_fd is readable (then 0).  The caller keeps both fds open for the
- * call (repynet/v1.py counts its waiters).  A signal runs its handler and
- * the wait goes on.
+ * Waits, GIL released, until fd has one of events (errors and hang-ups
+ * count) or wake_fd is readable.  1: fd is ready; 0: woken (closed
+ * locally); -1 with an exception (a signal handler raised, or poll
+ * failed).  fd may have been closed and even reused meanwhile: the caller
+ * only looks at it again with the GIL held.
  */
-static PyObject *
-v1_wait(PyObject *module, PyObject *args)
+static int
+v1_poll(int fd, short events, int wake_fd)
 {
-    int fd, events, wake_fd, rc, err = 0;
-    if (!PyArg_ParseTuple(args, "iii:_v1_wait", &fd, &events, &wake_fd))
-        return NULL;
     struct pollfd fds[2] = {
-        {.fd = fd, .events = (short)events},
+        {.fd = fd, .events = events},
         {.fd = wake_fd, .events = POLLIN},
     };
+    int rc, err = 0;
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
         rc = poll(fds, 2, -1);
@@ -530,17 +529,67 @@ v1_wait(PyObject *module, PyObject *args)
             err = errno;
         Py_END_ALLOW_THREADS
         if (rc >= 0)
-            break;
+            return fds[1].revents != 0 ? 0 : 1;
         if (err != EINTR) {
             errno = err;
-            return PyErr_SetFromErrno(PyExc_OSError);
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
         }
         if (PyErr_CheckSignals() < 0)
-            return NULL;
+            return -1;
     }
-    if (fds[1].revents != 0)
-        return PyLong_FromLong(0);
-    return PyLong_FromLong(fds[0].revents);
+}
+
+/*
+ * The blocking V1 socket call (spec 8): method(arg) of a TCPSocket, retried
+ * after a wait whenever it would block.  wait_first: wait before the first
+ * try (a recv usually has to).  Raises SocketClosedLocal once wake_fd is
+ * readable (the V1 socket was closed, also during the wait).
+ */
+static PyObject *
+v1_blocking(PyObject *module, PyObject *args, const char *method,
+            short events, int wait_first)
+{
+    repynet_state *state = repynet_get_state(module);
+    PyObject *sock, *arg;
+    int wake_fd;
+
+    if (!PyArg_ParseTuple(args, "O!Oi", state->tcp_socket_type, &sock, &arg,
+                          &wake_fd))
+        return NULL;
+    PyObject *would_block = state->exceptions[REPYNET_EXC_SOCKET_WOULD_BLOCK];
+    for (int must_wait = wait_first;; must_wait = 1) {
+        if (must_wait) {
+            int fd = ((RepynetSocketObject *)sock)->fd;
+            int ready = fd < 0 ? 0 : v1_poll(fd, events, wake_fd);
+            if (ready < 0)
+                return NULL;
+            if (ready == 0)
+                return repynet_raise(state, REPYNET_EXC_SOCKET_CLOSED_LOCAL,
+                                     "Socket closed");
+        }
+        /* The V2 method: its checks, charges and errors, all in C. */
+        PyObject *result = PyObject_CallMethod(sock, method, "O", arg);
+        if (result != NULL || !PyErr_ExceptionMatches(would_block))
+            return result;
+        PyErr_Clear();
+    }
+}
+
+/* _v1_recv(sock, bytes, wake_fd): waits for data first (a V1 recv usually
+ * has to), then reads. */
+static PyObject *
+v1_recv(PyObject *module, PyObject *args)
+{
+    return v1_blocking(module, args, "recv", POLLIN, 1);
+}
+
+/* _v1_send(sock, message, wake_fd): tries at once (a send usually fits),
+ * waits only when the socket pushes back. */
+static PyObject *
+v1_send(PyObject *module, PyObject *args)
+{
+    return v1_blocking(module, args, "send", POLLOUT, 0);
 }
 
 /* _v1_fileno(sock) -> the fd of a repynet socket object (-1 once closed). */
@@ -565,9 +614,13 @@ static PyMethodDef v1_module_methods[] = {
     {"_v1_sendmess", v1_sendmess, METH_VARARGS,
      "_v1_sendmess(text, destip, destport, message, localip) -> int (from "
      "an ephemeral local port)."},
-    {"_v1_wait", v1_wait, METH_VARARGS,
-     "_v1_wait(fd, events, wake_fd) -> revents of fd, or 0 once wake_fd is "
-     "readable; GIL released."},
+    {"_v1_recv", v1_recv, METH_VARARGS,
+     "_v1_recv(sock, bytes, wake_fd): sock.recv(bytes), waiting (GIL "
+     "released) while it would block; SocketClosedLocal once wake_fd is "
+     "readable."},
+    {"_v1_send", v1_send, METH_VARARGS,
+     "_v1_send(sock, message, wake_fd): sock.send(message), waiting the "
+     "same way."},
     {"_v1_fileno", v1_fileno, METH_O,
      "_v1_fileno(sock) -> the fd of a repynet socket, -1 once closed."},
     {NULL, NULL, 0, NULL},

@@ -173,22 +173,22 @@ def _plain(err: BaseException) -> Exception:
 class _Connection:
     """One open V1 TCP socket: its handle, the C socket and a wake-up fd.
 
-    A blocking wait polls the socket's fd together with ``wake_fd``; close()
-    writes ``wake_fd`` (it stays readable), so every waiter, now or later,
-    returns at once and finds the socket closed.  ``wake_fd`` is closed by
-    the last waiter to leave, never under a poll.
+    A blocking recv/send polls the socket's fd together with ``wake_fd``
+    (``_repynet._v1_recv``/``_v1_send``); close() writes ``wake_fd``, which
+    stays readable, so every waiter, now or later, wakes at once and reports
+    the socket closed.  ``wake_fd`` lives as long as this record: a waiter
+    holds the record, so the fd is never closed under a poll.
     """
 
-    __slots__ = ("handle", "sock", "tuple", "wake_fd", "closed", "waiters", "lock")
+    __slots__ = ("handle", "sock", "tuple", "wake_fd", "closed", "lock")
 
     def __init__(self, handle: str, sock: TCPSocket, four_tuple: tuple[Any, ...]) -> None:
         self.handle = handle
         self.sock = sock
         self.tuple = four_tuple
-        self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self.closed = False
-        self.waiters = 0
         self.lock = threading.Lock()
+        self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
 
     def close(self) -> bool:
         with self.lock:
@@ -196,27 +196,13 @@ class _Connection:
                 return False
             self.closed = True
             os.eventfd_write(self.wake_fd, 1)
-            if self.waiters == 0:
-                os.close(self.wake_fd)
         self.sock.close()
         return True
 
-    def wait(self, events: int) -> None:
-        """Until the socket is ready for ``events`` or closed (GIL released)."""
-        with self.lock:
-            if self.closed:
-                raise Exception("Socket closed")
-            fd = _repynet._v1_fileno(self.sock)
-            if fd < 0:  # closed inside C after a fatal error
-                raise Exception("Socket closed")
-            self.waiters += 1
-        try:
-            _repynet._v1_wait(fd, events, self.wake_fd)
-        finally:
-            with self.lock:
-                self.waiters -= 1
-                if self.closed and self.waiters == 0:
-                    os.close(self.wake_fd)
+    def __del__(self) -> None:
+        wake_fd = getattr(self, "wake_fd", -1)
+        if wake_fd >= 0:
+            os.close(wake_fd)
 
 
 class V1Socket:
@@ -241,34 +227,25 @@ class V1Socket:
         if type(bytes) is not int:
             raise builtins.TypeError(f"bytes must be an int, not {type(bytes).__name__}")
         conn = self._conn
-        while True:
-            # Waiting first (returns at once when data is there) spares the
-            # would-block exception of the common case, a recv that waits.
-            conn.wait(select.POLLIN)
-            try:
-                return conn.sock.recv(bytes)
-            except errors.SocketWouldBlockError:
-                continue
-            except (errors.SocketClosedLocal, errors.SocketClosedRemote):
-                raise Exception("Socket closed") from None
-            except errors.RepyArgumentError as err:
-                raise _plain(err) from None
+        if conn.closed:
+            raise Exception("Socket closed")
+        try:
+            return _repynet._v1_recv(conn.sock, bytes, conn.wake_fd)
+        except (errors.SocketClosedLocal, errors.SocketClosedRemote):
+            raise Exception("Socket closed") from None
+        except errors.RepyArgumentError as err:
+            raise _plain(err) from None
 
     def send(self, message: Any) -> int:
         conn = self._conn
-        while True:
-            # Trying first: a send usually fits, and every wait is one more
-            # hand-over of the GIL.
-            if conn.closed:
-                raise Exception("Socket closed")
-            try:
-                return conn.sock.send(message)
-            except errors.SocketWouldBlockError:
-                conn.wait(select.POLLOUT)
-            except (errors.SocketClosedLocal, errors.SocketClosedRemote):
-                raise Exception("Socket closed") from None
-            except errors.RepyArgumentError as err:
-                raise builtins.TypeError(str(err)) from None
+        if conn.closed:
+            raise Exception("Socket closed")
+        try:
+            return _repynet._v1_send(conn.sock, message, conn.wake_fd)
+        except (errors.SocketClosedLocal, errors.SocketClosedRemote):
+            raise Exception("Socket closed") from None
+        except errors.RepyArgumentError as err:
+            raise builtins.TypeError(str(err)) from None
 
     def willblock(self) -> tuple[bool, bool]:
         """(recv would block, send would block), from a zero-timeout poll."""
