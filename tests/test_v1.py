@@ -7,6 +7,7 @@ Time bounds are lower bounds only.
 
 import gc
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -667,3 +668,43 @@ def test_recv_of_a_non_int_raises_type_error(network, ports):
     with pytest.raises(TypeError):
         sock.recv("10")
     sock.close()
+
+
+def test_recv_raises_socket_closed_on_a_reset(network, ports):
+    server = socket.socket()
+    server.bind(("127.0.0.1", ports[0]))
+    server.listen()
+    try:
+        sock = network.openconn("127.0.0.1", ports[0])
+        peer, _ = server.accept()
+        # SO_LINGER 0: the close sends a reset.
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        threading.Timer(0.2, peer.close).start()
+        with pytest.raises(Exception, match="^Socket closed$"):
+            sock.recv(10)
+        sock.close()
+    finally:
+        server.close()
+
+
+def test_send_blocked_in_another_thread_wakes_when_the_socket_is_closed(network, ports):
+    kept = []  # the server end stays open and never reads
+    network.waitforconn("127.0.0.1", ports[0], lambda ip, port, s, handle, listener:
+                        kept.append(s))
+    sock = network.openconn("127.0.0.1", ports[0])
+    outcome = []
+
+    def blocked_writer():
+        try:
+            while True:
+                sock.send(b"w" * 65536)
+        except Exception as err:
+            outcome.append(str(err))
+
+    writer = threading.Thread(target=blocked_writer)
+    writer.start()
+    time.sleep(0.5)
+    assert not outcome  # blocked: the peer reads nothing
+    sock.close()
+    writer.join(HANG_GUARD)
+    assert outcome == ["Socket closed"]

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from test_runner import free_ports
@@ -293,3 +294,12 @@ def test_a_v1_restrictions_file_runs_and_its_call_rules_are_not_enforced(tmp_pat
          str(limits), str(program)], capture_output=True, timeout=HANG_GUARD)
     assert result.returncode == 0, result.stderr
     assert output(result) == "got allowed anyway\n"
+
+
+def test_the_v1_echo_example_runs(tmp_path):
+    example = Path(__file__).resolve().parent.parent / "examples" / "echo.v1.repy"
+    result = subprocess.run([sys.executable, "-m", "repynet", "run", "--api", "v1",
+                             str(example)], capture_output=True, timeout=HANG_GUARD)
+    assert result.returncode == 0, result.stderr
+    assert output(result) == ("client: hello\nclient: Repy V1 on Python 3\nclient: bye\n"
+                              "server: client gone (Socket closed)\nexit: done\n")
