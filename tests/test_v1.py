@@ -708,3 +708,23 @@ def test_send_blocked_in_another_thread_wakes_when_the_socket_is_closed(network,
     sock.close()
     writer.join(HANG_GUARD)
     assert outcome == ["Socket closed"]
+
+
+def test_the_first_listener_waits_for_a_free_event(network, ports, restrict):
+    # V1's selector took an event before it started: with none free, the
+    # first waitforconn waits (in the kernel) until one comes back.
+    restrict(events=1, connport=set(ports), messport=set(ports))
+    gate = v1._process_gate
+    gate.take()  # the only event, held elsewhere
+    returned = []
+    caller = threading.Thread(target=lambda: returned.append(
+        (network.waitforconn("127.0.0.1", ports[0], lambda *a: None), time.monotonic())))
+    caller.start()
+    time.sleep(0.3)
+    assert not returned
+    given_back = time.monotonic()
+    gate.give()
+    caller.join(HANG_GUARD)
+    handle, returned_at = returned[0]
+    assert handle.startswith("_COMMH:") and returned_at >= given_back
+    assert usage("events") == 1
