@@ -275,13 +275,14 @@ read_rate(PyObject *limits, const char *key, double *out)
     }
     *out = PyFloat_AS_DOUBLE(value);
     if (!isfinite(*out) || *out < 0.0) {
-        PyErr_Format(PyExc_ValueError, "%s must be finite and not negative", key);
+        PyErr_Format(PyExc_ValueError, "%s must be finite and not negative",
+                     key);
         return -1;
     }
     return 0;
 }
 
-/* _apply_restrictions(limits): the dict Restrictions._native_limits() makes. */
+/* _apply_restrictions(limits): a dict from Restrictions._native_limits(). */
 static PyObject *
 apply_restrictions(PyObject *module, PyObject *limits)
 {
@@ -320,8 +321,10 @@ apply_restrictions(PyObject *module, PyObject *limits)
     rn_counter_set_limit(&r->insockets, counts[0]);
     rn_counter_set_limit(&r->outsockets, counts[1]);
     rn_counter_set_limit(&r->events, counts[2]);
-    r->backlog = counts[1] > 0 ? (int)(counts[1] < SOMAXCONN ? counts[1] : SOMAXCONN)
-                               : RN_TCP_DEFAULT_BACKLOG;
+    if (counts[1] <= 0)
+        r->backlog = RN_TCP_DEFAULT_BACKLOG;
+    else
+        r->backlog = counts[1] < SOMAXCONN ? (int)counts[1] : SOMAXCONN;
     Py_RETURN_NONE;
 }
 
@@ -332,8 +335,9 @@ port_set(const rn_portset_t *ports)
     if (set == NULL)
         return NULL;
     /* Word by word: a set of a few ports skips the empty words at once. */
-    for (size_t word = 0; word < sizeof(ports->bits) / sizeof(ports->bits[0]); word++) {
-        for (uint64_t bits = ports->bits[word]; bits != 0; bits &= bits - 1) {
+    size_t words = sizeof(ports->bits) / sizeof(ports->bits[0]);
+    for (size_t word = 0; word < words; word++) {
+        for (uint64_t bits = ports->bits[word]; bits; bits &= bits - 1) {
             long port = (long)(word * 64) + __builtin_ctzll(bits);
             PyObject *value = PyLong_FromLong(port);
             if (value == NULL || PySet_Add(set, value) < 0) {

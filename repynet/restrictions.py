@@ -190,6 +190,10 @@ class PortSet(_Frozen, Set[int]):
 
     @classmethod
     def _from_bitmap(cls, bitmap: bytes) -> PortSet:
+        # Also the pickle path: a bitmap of another size or with port 0 set
+        # would make a set the C core refuses.
+        if len(bitmap) != _BITMAP_BYTES or bitmap[0] & 1:
+            raise ValueError(f"a port bitmap is {_BITMAP_BYTES} bytes without port 0")
         self = object.__new__(cls)
         object.__setattr__(self, "_bitmap", bytes(bitmap))
         object.__setattr__(self, "_count", bin(int.from_bytes(bitmap, "little")).count("1"))

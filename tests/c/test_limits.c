@@ -41,12 +41,15 @@ RN_TEST(portset_set_bitmap_reads_one_bit_per_port)
     RN_CHECK_EQ(rn_portset_set_bitmap(&set, bitmap, sizeof(bitmap)), 0);
     RN_CHECK_EQ(rn_portset_count(&set), 4);
     RN_CHECK(rn_portset_contains(&set, 8) && rn_portset_contains(&set, 15));
-    RN_CHECK(rn_portset_contains(&set, 63100) && rn_portset_contains(&set, 65535));
+    RN_CHECK(rn_portset_contains(&set, 63100));
+    RN_CHECK(rn_portset_contains(&set, 65535));
     RN_CHECK(!rn_portset_contains(&set, 7));
-    RN_CHECK_EQ(rn_portset_set_bitmap(&set, bitmap, sizeof(bitmap) - 1), -EINVAL);
+    RN_CHECK_EQ(rn_portset_set_bitmap(&set, bitmap, sizeof(bitmap) - 1),
+                -EINVAL);
     bitmap[0] = 1;                        /* port 0 */
     RN_CHECK_EQ(rn_portset_set_bitmap(&set, bitmap, sizeof(bitmap)), -EINVAL);
-    RN_CHECK_EQ(rn_portset_count(&set), 4); /* a refused bitmap changes nothing */
+    /* A refused bitmap changes nothing. */
+    RN_CHECK_EQ(rn_portset_count(&set), 4);
 }
 
 RN_TEST(counter_refuses_at_the_limit)
