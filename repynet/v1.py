@@ -83,7 +83,9 @@ class _LibraryHost:
         pass
 
     def uncaught(self, exc: BaseException) -> None:
-        # V1: an uncaught exception in a callback ends the whole program.
+        # V1: an uncaught exception in a callback ends the whole program
+        # (os._exit: Python cannot stop the other threads).
+        sys.stdout.flush()
         traceback.print_exception(type(exc), exc, exc.__traceback__)
         sys.stderr.flush()
         os._exit(1)
