@@ -228,26 +228,25 @@ class V1Socket:
     def recv(self, bytes: int) -> Any:  # noqa: A002 - V1's keyword name
         if type(bytes) is not int:
             raise builtins.TypeError(f"bytes must be an int, not {type(bytes).__name__}")
-        conn = self._conn
-        if conn.closed:
-            raise Exception("Socket closed")
-        try:
-            return _repynet._v1_recv(conn.sock, bytes, conn.wake_fd)
-        except (errors.SocketClosedLocal, errors.SocketClosedRemote):
-            raise Exception("Socket closed") from None
-        except errors.RepyArgumentError as err:
-            raise _plain(err) from None
+        # A bad count (below 1) is a value error: V1's Exception.
+        return self._blocking(_repynet._v1_recv, bytes, Exception)
 
     def send(self, message: Any) -> int:
+        # A message of a type text mode cannot send is a TypeError.
+        result: int = self._blocking(_repynet._v1_send, message, builtins.TypeError)
+        return result
+
+    def _blocking(self, call: Callable[[TCPSocket, Any, int], Any], argument: Any,
+                  argument_error: type[Exception]) -> Any:
         conn = self._conn
         if conn.closed:
             raise Exception("Socket closed")
         try:
-            return _repynet._v1_send(conn.sock, message, conn.wake_fd)
+            return call(conn.sock, argument, conn.wake_fd)
         except (errors.SocketClosedLocal, errors.SocketClosedRemote):
             raise Exception("Socket closed") from None
         except errors.RepyArgumentError as err:
-            raise builtins.TypeError(str(err)) from None
+            raise argument_error(str(err)) from None
 
     def willblock(self) -> tuple[bool, bool]:
         """(recv would block, send would block), from a zero-timeout poll."""
