@@ -728,3 +728,36 @@ def test_the_first_listener_waits_for_a_free_event(network, ports, restrict):
     handle, returned_at = returned[0]
     assert handle.startswith("_COMMH:") and returned_at >= given_back
     assert usage("events") == 1
+
+
+@pytest.mark.slow
+def test_a_thousand_callback_connections_echo_byte_exact(network, ports, restrict):
+    # Load: 1,000 connections, each served by its own blocking callback,
+    # 20 exchanges each, the client side a V1 socket too.
+    count, rounds = 1000, 20
+    restrict(events=count + 10, outsockets=2 * count + 10, connport=set(ports),
+             messport=set(ports))
+
+    def echo_until_closed(remoteip, remoteport, sock, thishandle, listenhandle):
+        try:
+            while True:
+                sock.send(sock.recv(64))
+        except Exception as err:
+            assert str(err) == "Socket closed"
+        sock.close()
+
+    network.waitforconn("127.0.0.1", ports[0], echo_until_closed)
+    clients = [network.openconn("127.0.0.1", ports[0]) for _ in range(count)]
+    try:
+        for round_number in range(rounds):
+            for index, client in enumerate(clients):
+                client.send(b"%04d:%04d" % (index, round_number))
+            for index, client in enumerate(clients):
+                expected = b"%04d:%04d" % (index, round_number)
+                received = b""
+                while len(received) < len(expected):
+                    received += client.recv(len(expected) - len(received))
+                assert received == expected
+    finally:
+        for client in clients:
+            client.close()
