@@ -10,7 +10,8 @@
  *   condition with the GIL released, so the Python threads that run V1
  *   callbacks sleep in the kernel until a listener is ready: no selector
  *   thread, no polling.  V1 re-arms a listener only after it accepted (or
- *   read) the work, so pending work waits in the kernel backlog meanwhile.
+ *   read) the work, so pending work waits in the kernel backlog meanwhile;
+ *   a re-arm that finds more work waiting reports it at once.
  * - _v1_openconn / _v1_sendmess: V1's optional local IP and port (the
  *   kernel picks them; no connport/messport check for port 0), over the
  *   same checks, counts and charges as the V2 calls.
@@ -223,6 +224,13 @@ ready_arm(ReadyQueueObject *q, PyObject *arg)
     if (w == NULL) {
         PyErr_Format(PyExc_KeyError, "key %ld is not watched", key);
         return NULL;
+    }
+    /* Work already waiting is reported at once, without a round trip
+     * through the port's worker: under load this is the common case. */
+    struct pollfd pfd = {.fd = w->fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) == 1) {
+        v1_on_ready(w, RN_PORT_EPOLLIN);
+        Py_RETURN_NONE;
     }
     /* Non-blocking (the callback may run on the worker at once). */
     int rc = rn_port_add(q->port, EPOLLIN, w->fd, v1_on_ready, w);
