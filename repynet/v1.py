@@ -30,7 +30,6 @@ import sys
 import threading
 import time
 import traceback
-import weakref
 from collections.abc import Callable
 from typing import Any, Protocol, Union
 
@@ -178,8 +177,10 @@ class _Connection:
     A blocking recv/send polls the socket's fd together with ``wake_fd``
     (``_repynet._v1_recv``/``_v1_send``); close() writes ``wake_fd``, which
     stays readable, so every waiter, now or later, wakes at once and reports
-    the socket closed.  ``wake_fd`` lives as long as this record: a waiter
-    holds the record, so the fd is never closed under a poll.
+    the socket closed.  ``wake_fd`` is made by the first blocking call (a
+    callback that only closes its socket costs no eventfd) and lives as long
+    as this record: a waiter holds the record, so the fd is never closed
+    under a poll.
     """
 
     __slots__ = ("handle", "sock", "tuple", "wake_fd", "closed", "lock")
@@ -190,14 +191,23 @@ class _Connection:
         self.tuple = four_tuple
         self.closed = False
         self.lock = threading.Lock()
-        self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self.wake_fd = -1
+
+    def wake_fd_for_a_wait(self) -> int:
+        with self.lock:
+            if self.closed:
+                raise Exception("Socket closed")
+            if self.wake_fd < 0:
+                self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+            return self.wake_fd
 
     def close(self) -> bool:
         with self.lock:
             if self.closed:
                 return False
             self.closed = True
-            os.eventfd_write(self.wake_fd, 1)
+            if self.wake_fd >= 0:
+                os.eventfd_write(self.wake_fd, 1)
         self.sock.close()
         return True
 
@@ -217,13 +227,16 @@ class V1Socket:
     gives its outsocket back.
     """
 
-    __slots__ = ("_conn", "_network", "__weakref__")
+    __slots__ = ("_conn", "_network")
     __hash__ = None  # type: ignore[assignment]
 
     def __init__(self, network: V1Network, conn: _Connection) -> None:
         self._conn = conn
         self._network = network
-        weakref.finalize(self, network._drop, conn.handle)
+
+    def __del__(self) -> None:
+        # Dropped by the program: close it and give its outsocket back.
+        self._network._drop(self._conn.handle)
 
     def recv(self, bytes: int) -> Any:  # noqa: A002 - V1's keyword name
         if type(bytes) is not int:
@@ -239,10 +252,11 @@ class V1Socket:
     def _blocking(self, call: Callable[[TCPSocket, Any, int], Any], argument: Any,
                   argument_error: type[Exception]) -> Any:
         conn = self._conn
+        wake_fd = conn.wake_fd if conn.wake_fd >= 0 else conn.wake_fd_for_a_wait()
         if conn.closed:
             raise Exception("Socket closed")
         try:
-            return call(conn.sock, argument, conn.wake_fd)
+            return call(conn.sock, argument, wake_fd)
         except (errors.SocketClosedLocal, errors.SocketClosedRemote):
             raise Exception("Socket closed") from None
         except errors.RepyArgumentError as err:
