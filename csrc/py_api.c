@@ -785,3 +785,11 @@ repynet_api_exec(PyObject *module)
         return -1;
     return PyModule_AddFunctions(module, api_module_methods);
 }
+
+/* For py_v1.c: the same bind-and-connect loop (see _repynet.h). */
+int
+repynet_connect_until(repynet_state *state, const rn_tuple_t *key,
+                      double timeout)
+{
+    return connect_until(state, key, timeout);
+}
