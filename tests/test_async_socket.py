@@ -79,8 +79,8 @@ def wrap(sock, queue):
 # --- basics ------------------------------------------------------------------
 
 
-def test_send_and_receive_round_trip(loopback, queue):
-    client, server = tcp_pair(loopback)
+def test_send_and_receive_round_trip(family, queue):
+    client, server = tcp_pair(family)
     s = wrap(client, queue)
     buf = s.receive_async(16, "r")
     s.send_async(b"ping", "s")
@@ -204,10 +204,10 @@ def test_send_and_receive_outstanding_at_once(queue):
     server.close()
 
 
-def test_data_and_fin_are_delivered_before_abandoned(loopback, queue):
+def test_data_and_fin_are_delivered_before_abandoned(family, queue):
     """P9: bytes followed by FIN arrive OK; only the next receive is
     ABANDONED (end of stream)."""
-    client, server = tcp_pair(loopback)
+    client, server = tcp_pair(family)
     server.sendall(b"last words")
     server.close()
     time.sleep(0.05)  # let data and FIN both be queued before we arm
