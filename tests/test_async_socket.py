@@ -8,6 +8,7 @@ time"); no test asserts how fast anything happened.
 """
 
 import asyncio
+import inspect
 import os
 import resource
 import socket
@@ -354,18 +355,12 @@ def run_script(body):
                           text=True, timeout=120, env=env)
 
 
+# The child scripts use this module's tcp_pair, by its source.
 PRELUDE = """
 import os, socket, threading, time
 from repynet import _repynet as native
 
-def tcp_pair():
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        client = socket.create_connection(listener.getsockname())
-        server, _ = listener.accept()
-    return client, server
-"""
+""" + inspect.getsource(tcp_pair)
 
 
 def test_interpreter_exit_with_sockets_open_does_not_hang():
