@@ -63,6 +63,16 @@ def pair(server):
     accepted.close()
 
 
+@pytest.fixture
+def connection(family):
+    """(listener, client, accepted) on the family's loopback, closed after the test."""
+    srv = repynet.listenforconnection(family, _port(0))
+    client, accepted = _connected_pair(srv, _port(1), family)
+    yield srv, client, accepted
+    for obj in (accepted, client, srv):
+        obj.close()
+
+
 def _recv_all(sock, count, deadline=10.0):
     data = b""
     end = time.monotonic() + deadline
@@ -272,15 +282,21 @@ def test_address_binding_error_for_an_address_that_is_not_ours(family):
 # --- local-address preferences (spec 4.3) --------------------------------------
 
 
-def test_nootherips_allows_only_the_preferred_addresses(ip_preferences):
+def test_nootherips_allows_only_the_preferred_addresses(family, ip_preferences):
     ip_preferences([("ip", "127.0.0.2")], True)
     with repynet.listenformessage("127.0.0.2", _port(5)):
         pass
-    # 127.0.0.1 is always appended to the list.
-    with repynet.listenformessage(LO, _port(5)):
+    # 127.0.0.1 is always appended to the list, and ::1 is allowed alike.
+    with repynet.listenformessage(family, _port(5)):
         pass
     with pytest.raises(errors.ResourceForbiddenError):
         repynet.listenformessage("127.0.0.3", _port(5))
+    # An address that is not allowed is refused before binding: RFE, not
+    # AddressBindingError.
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.listenforconnection(NOT_OURS[family], _port(5))
+    with pytest.raises(errors.ResourceForbiddenError):
+        repynet.openconnection(family, _port(5), NOT_OURS[family], _port(6), 1)
 
 
 def test_preferences_without_nootherips_allow_every_address(ip_preferences):
@@ -386,20 +402,31 @@ def test_sendmessage_holds_no_outsocket_after_the_call(restrict):
             pass
 
 
-def test_sendmessage_needs_an_outsocket_while_it_runs(restrict):
+def test_sendmessage_needs_an_outsocket_while_it_runs(family, restrict):
     restrict(outsockets=0)
     with pytest.raises(errors.ResourceExhaustedError):
-        repynet.sendmessage(LO, _port(5), b"x", LO, _port(6))
+        repynet.sendmessage(family, _port(5), b"x", family, _port(6))
 
 
-def test_sendmessage_from_a_pair_held_elsewhere_is_a_duplicate_tuple():
-    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        holder.bind((LO, _port(6)))
-        with pytest.raises(errors.DuplicateTupleError):
-            repynet.sendmessage(LO, _port(5), b"x", LO, _port(6))
-    finally:
-        holder.close()
+def test_a_pair_held_by_another_program_is_found_in_proc(family, closing):
+    # Rule U / C1 with the OS listing (/proc/net/{tcp,udp}[6], D15).
+    kind = socket.AF_INET6 if ":" in family else socket.AF_INET
+    holder = socket.socket(kind, socket.SOCK_DGRAM)
+    closing(holder)
+    holder.bind((family, _port(6)))
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.listenformessage(family, _port(6))
+    # sendmessage only binds: EADDRINUSE there is DuplicateTupleError (spec 2.3).
+    with pytest.raises(errors.DuplicateTupleError):
+        repynet.sendmessage(family, _port(5), b"x", family, _port(6))
+    listener = socket.socket(kind, socket.SOCK_STREAM)
+    closing(listener)
+    listener.bind((family, _port(6)))
+    listener.listen(1)
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.listenforconnection(family, _port(6))
+    with pytest.raises(errors.AlreadyListeningError):
+        repynet.openconnection(family, _port(5), family, _port(6), 1)
 
 
 def test_closing_a_udp_listener_forgets_its_pair():
@@ -436,8 +463,8 @@ def test_udp_wildcard_holder_elsewhere_is_already_listening():
         holder.close()
 
 
-def test_getmessage_would_block_and_closed_listener():
-    udp = repynet.listenformessage(LO, _port(5))
+def test_getmessage_would_block_and_closed_listener(family):
+    udp = repynet.listenformessage(family, _port(5))
     with pytest.raises(errors.SocketWouldBlockError):
         udp.getmessage()
     assert udp.close() is True
@@ -457,20 +484,28 @@ def test_insockets_limit(restrict):
     assert _usage()["insockets"] == 0
 
 
-def test_bind_errors_win_over_exhausted_insockets(restrict):
+def test_bind_errors_win_over_exhausted_insockets(family, restrict):
+    # D26: bind/connect errors first, then ResourceExhaustedError.
     restrict(insockets=1)
-    with repynet.listenformessage(LO, _port(5)):
+    with repynet.listenformessage(family, _port(5)):
         with pytest.raises(errors.AlreadyListeningError):
-            repynet.listenformessage(LO, _port(5))
+            repynet.listenformessage(family, _port(5))
         with pytest.raises(errors.AddressBindingError):
-            repynet.listenforconnection("10.255.255.1", _port(6))
+            repynet.listenforconnection(NOT_OURS[family], _port(6))
+    restrict(insockets=0, outsockets=0)
+    with pytest.raises(errors.AddressBindingError):
+        repynet.listenforconnection(NOT_OURS[family], _port(5))
+    with pytest.raises(errors.ResourceExhaustedError):
+        repynet.listenforconnection(family, _port(5))
+    with pytest.raises(errors.ResourceExhaustedError):
+        repynet.listenformessage(family, _port(5))
 
 
 # --- TCP set-up (spec 2.5, 2.6, 3.2, D15, D26) ------------------------------------
 
 
-def test_connect_and_exchange(pair):
-    client, accepted = pair
+def test_connect_and_exchange(connection):
+    _srv, client, accepted = connection
     assert client.send(b"hello") == 5
     assert _recv_all(accepted, 5) == b"hello"
     assert accepted.send(memoryview(b"world")) == 5
@@ -490,11 +525,6 @@ def test_getconnection_reports_the_peer(server):
         accepted.close()
     finally:
         client.close()
-
-
-def test_getconnection_would_block(server):
-    with pytest.raises(errors.SocketWouldBlockError):
-        server.getconnection()
 
 
 def test_connection_refused(family):
@@ -613,10 +643,15 @@ def test_outsockets_limit_for_openconnection_and_getconnection(restrict, server)
     assert _usage()["outsockets"] == 0
 
 
-def test_connect_errors_win_over_exhausted_outsockets(restrict):
+def test_connect_errors_win_over_exhausted_outsockets(family, restrict):
     restrict(outsockets=0)
     with pytest.raises(errors.ConnectionRefusedError):
-        repynet.openconnection(LO, _port(9), LO, _port(8), 5)
+        repynet.openconnection(family, _port(9), family, _port(8), 5)
+    # With a listener, the connection is made and then refused for the count.
+    restrict(insockets=1, outsockets=0)
+    with repynet.listenforconnection(family, _port(9)):
+        with pytest.raises(errors.ResourceExhaustedError):
+            repynet.openconnection(family, _port(9), family, _port(8), 5)
 
 
 def test_server_close_resets_pending_but_not_accepted_connections():
@@ -644,10 +679,14 @@ def test_server_close_resets_pending_but_not_accepted_connections():
 # --- the TCP socket (spec 3.1, D18, D22) -----------------------------------------
 
 
-def test_recv_would_block(pair):
-    client, _ = pair
+def test_recv_would_block(connection):
+    srv, client, accepted = connection
     with pytest.raises(errors.SocketWouldBlockError):
         client.recv(10)
+    with pytest.raises(errors.SocketWouldBlockError):
+        accepted.recv(10)
+    with pytest.raises(errors.SocketWouldBlockError):
+        srv.getconnection()
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, 1.5, "10", None])
@@ -666,16 +705,16 @@ def test_huge_recv_size_is_clamped(pair):
     assert client.recv(10**15) == b"d"
 
 
-def test_peer_close_gives_closed_remote_repeatedly_without_a_local_close(pair):
-    client, accepted = pair
+def test_peer_close_gives_closed_remote_repeatedly_without_a_local_close(connection):
+    _srv, client, accepted = connection
     accepted.send(b"last")
     accepted.close()
     assert _recv_all(client, 4) == b"last"
-    for _ in range(3):
+    for _ in range(3):  # repeatable, and the socket stays open (spec 3.1)
         with pytest.raises(errors.SocketClosedRemote):
             client.recv(1)
-    with pytest.raises(errors.SocketClosedRemote):
-        client.send(b"x")
+        with pytest.raises(errors.SocketClosedRemote):
+            client.send(b"x")
     with pytest.raises(errors.SocketClosedRemote):
         client.send(b"")
     assert client.close() is True
@@ -704,18 +743,23 @@ def test_peer_reset_closes_internally(server):
     assert _usage()["outsockets"] == 0
 
 
-def test_double_close_and_use_after_close(pair):
-    client, _ = pair
-    assert client.close() is True
-    assert client.close() is False
+def test_double_close_and_use_after_close(connection):
+    srv, client, accepted = connection
+    for sock in (client, accepted):
+        assert sock.close() is True
+        assert sock.close() is False
+        with pytest.raises(errors.SocketClosedLocal):
+            sock.recv(1)
+        with pytest.raises(errors.SocketClosedLocal):
+            sock.send(b"x")
+    assert srv.close() is True
+    assert srv.close() is True  # a listener's close is always True (spec 3.2)
     with pytest.raises(errors.SocketClosedLocal):
-        client.recv(1)
-    with pytest.raises(errors.SocketClosedLocal):
-        client.send(b"x")
+        srv.getconnection()
 
 
-def test_send_eventually_blocks_below_512_kib(pair):
-    client, _ = pair
+def test_send_eventually_blocks_below_512_kib(connection):
+    _srv, client, _accepted = connection
     total = 0
     chunk = b"\0" * 65536
     while True:
@@ -813,16 +857,21 @@ def test_objects_cannot_be_made_directly():
 # --- release: close, with, garbage collection (D16) -----------------------------
 
 
-def test_dropping_objects_releases_their_counts():
-    srv = repynet.listenforconnection(LO, _port(0))
-    client, accepted = _connected_pair(srv, _port(1))
-    udp = repynet.listenformessage(LO, _port(5))
+def test_dropping_objects_releases_their_counts(family):
+    srv = repynet.listenforconnection(family, _port(0))
+    client, accepted = _connected_pair(srv, _port(1), family)
+    udp = repynet.listenformessage(family, _port(5))
     assert _usage()["insockets"] == 2 and _usage()["outsockets"] == 2
+    repynet.sendmessage(family, _port(5), b"x", family, _port(1))  # D11: none kept
+    assert _usage()["outsockets"] == 2
     del srv, client, accepted, udp
     gc.collect()
-    assert _usage()["insockets"] == 0 and _usage()["outsockets"] == 0
+    usage = _usage()
+    assert usage["insockets"] == 0 and usage["outsockets"] == 0
+    assert {_port(0), _port(1)} <= usage["connport"] and _port(1) in usage["messport"]
     # And the pairs are free again.
-    with repynet.listenforconnection(LO, _port(0)), repynet.listenformessage(LO, _port(5)):
+    with repynet.listenforconnection(family, _port(0)), \
+            repynet.listenformessage(family, _port(5)):
         pass
 
 
@@ -870,13 +919,18 @@ def test_a_rate_of_zero_forbids_the_calls_that_charge_it(restrict):
         repynet.sendmessage(LO, _port(5), b"x", LO, _port(6))
 
 
-def test_usage_reports_ports_that_passed_the_check_and_rates():
-    with repynet.listenformessage(LO, _port(5)):
-        repynet.sendmessage(LO, _port(5), b"x" * 100, LO, _port(6))
+def test_usage_reports_ports_that_passed_the_check_and_rates(family):
+    with repynet.listenformessage(family, _port(5)) as udp:
+        before = _usage()
+        repynet.sendmessage(family, _port(5), b"x" * 5000, family, _port(6))
+        _wait_message(udp)
         usage = _usage()
     assert {_port(5), _port(6)} <= usage["messport"]
     assert all(type(port) is int for port in usage["messport"])
-    assert usage["loopsend"] >= 0.0
+    # Loopback traffic is charged to the loop rates (64 bytes of headers a
+    # datagram), never to the network rates.
+    assert usage["loopsend"] >= 64 + 5000 and usage["looprecv"] >= 64 + 5000
+    assert (usage["netsend"], usage["netrecv"]) == (before["netsend"], before["netrecv"])
 
 
 # --- no Python frame on the hot paths -------------------------------------------
