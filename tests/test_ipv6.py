@@ -92,63 +92,6 @@ def test_the_ipv6_names_are_the_v2_methods():
     assert names["getAddripv6"].__self__ is names["sendmessage"].__self__
 
 
-@pytest.mark.parametrize("call,args", [
-    ("getAddripv6", ()),
-    ("getAddripv6", (V6, V6)),
-    ("getmyip_ipv6", (V6,)),
-    ("sendmessage_ipv6", (V6, P(48), b"x", V6)),
-    ("listenformessage_ipv6", (V6,)),
-    ("openconnection_ipv6", (V6, P(48), V6, P(49))),
-    ("listenforconnection_ipv6", (V6, P(48), 1)),
-])
-def test_wrong_argument_count(call, args):
-    with pytest.raises(errors.RepyArgumentError):
-        getattr(repynet, call)(*args)
-
-
-def test_keyword_arguments_are_refused():
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.getAddripv6(name=V6)
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.listenforconnection_ipv6(localip=V6, localport=P(48))
-
-
-# --- RepyArgumentError: types and values (spec 2.3-2.6 steps 1-6, D3-D6, D13) ---
-
-# Literals D13 refuses, and text that is no IPv6 literal at all.
-REFUSED_IPV6 = [
-    "::",                       # unspecified
-    "ff02::1",                  # multicast
-    "ff05::2",
-    "::ffff:127.0.0.1",         # v4-mapped
-    "::ffff:7f00:1",
-    "::2",                      # v4-compatible (deprecated ::a.b.c.d)
-    "fe80::1",                  # link-local without %scope
-    "::1%lo",                   # a scope on a non-link-local address
-    "2001:db8::1%1",
-    "fe80::1%",                 # empty scope
-    "fe80::1%no-such-if9",      # a scope naming no interface
-    "fe80::1%0",
-    ":::1", "::1::", "[::1]", " ::1", "::1 ", "::1\x00", "::g", "::1/128",
-]
-
-
-@pytest.mark.parametrize("bad", REFUSED_IPV6)
-def test_refused_literals_are_argument_errors_in_every_call(bad):
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.listenformessage_ipv6(bad, P(48))
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.listenforconnection_ipv6(bad, P(48))
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.openconnection_ipv6(bad, P(48), V6, P(49), 1)
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.openconnection_ipv6(V6, P(48), bad, P(49), 1)
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.sendmessage_ipv6(bad, P(48), b"x", V6, P(49))
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.sendmessage_ipv6(V6, P(48), b"x", bad, P(49))
-
-
 # --- ResourceForbiddenError (spec 2.3-2.6, 6.2) ------------------------------
 
 

@@ -45,14 +45,12 @@ def server():
 
 def _connected_pair(srv, local_port=63101, ip=LO):
     client = repynet.openconnection(ip, _port(0), ip, local_port, 5)
-    for _ in range(200):
-        try:
-            _ip, _remote_port, accepted = srv.getconnection()
-            return client, accepted
-        except errors.SocketWouldBlockError:
-            time.sleep(0.01)
-    client.close()
-    raise AssertionError("the connection never reached the listener")
+    try:
+        _ip, _remote_port, accepted = _accept(srv)
+    except AssertionError:
+        client.close()
+        raise
+    return client, accepted
 
 
 @pytest.fixture
@@ -84,22 +82,22 @@ def _recv_all(sock, count, deadline=10.0):
     return data
 
 
-def _accept(srv):
-    for _ in range(500):
+def _poll(call, what):
+    """call() once it stops raising SocketWouldBlockError (a hang guard, no time bound)."""
+    for _ in range(2500):
         try:
-            return srv.getconnection()
+            return call()
         except errors.SocketWouldBlockError:
-            time.sleep(0.01)
-    raise AssertionError("the connection never reached the listener")
+            time.sleep(0.002)
+    raise AssertionError(f"{what} never arrived")
+
+
+def _accept(srv):
+    return _poll(srv.getconnection, "the connection")
 
 
 def _wait_message(udp):
-    for _ in range(500):
-        try:
-            return udp.getmessage()
-        except errors.SocketWouldBlockError:
-            time.sleep(0.002)
-    raise AssertionError("no datagram arrived")
+    return _poll(udp.getmessage, "the datagram")
 
 
 def _usage():
@@ -117,6 +115,13 @@ def _usage():
     ("listenformessage", (LO,)),
     ("openconnection", (LO, _port(5), LO, _port(6))),
     ("listenforconnection", (LO, _port(5), 1)),
+    ("getAddripv6", ()),
+    ("getAddripv6", ("::1", "::1")),
+    ("getmyip_ipv6", ("::1",)),
+    ("sendmessage_ipv6", ("::1", _port(5), b"x", "::1")),
+    ("listenformessage_ipv6", ("::1",)),
+    ("openconnection_ipv6", ("::1", _port(5), "::1", _port(6))),
+    ("listenforconnection_ipv6", ("::1", _port(5), 1)),
 ])
 def test_wrong_argument_count_is_an_argument_error(call, args):
     with pytest.raises(errors.RepyArgumentError):
@@ -128,6 +133,10 @@ def test_keyword_arguments_are_argument_errors():
         repynet.listenformessage(localip=LO, localport=_port(5))
     with pytest.raises(errors.RepyArgumentError):
         repynet.gethostbyname(name="localhost")
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.getAddripv6(name="::1")
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.listenforconnection_ipv6(localip="::1", localport=_port(5))
 
 
 @pytest.mark.parametrize("bad_ip", [b"127.0.0.1", b"::1", bytearray(b"::1"), 127, None,
@@ -183,12 +192,41 @@ def test_bad_timeouts_are_argument_errors(family, timeout):
         repynet.openconnection(family, _port(5), family, _port(6), timeout)
 
 
-@pytest.mark.parametrize("ip", ["127.0.0.010", "127.0.0.1 ", " 127.0.0.1", "1.2.3", "0.0.0.0",
-                                "224.0.0.1", "255.255.255.255", "localhost", "127.0.0.1\x00",
-                                "::", "ff02::1", "::ffff:127.0.0.1", "", "١٢٧.0.0.1"])
+# Literals D4 and D13 refuse, and text that is no address literal at all.
+REFUSED_IPS = [
+    "127.0.0.010", "127.0.0.1 ", " 127.0.0.1", "1.2.3", "0.0.0.0", "224.0.0.1",
+    "255.255.255.255", "localhost", "127.0.0.1\x00", "", "١٢٧.0.0.1",
+    "::",                       # unspecified
+    "ff02::1",                  # multicast
+    "ff05::2",
+    "::ffff:127.0.0.1",         # v4-mapped
+    "::ffff:7f00:1",
+    "::2",                      # v4-compatible (deprecated ::a.b.c.d)
+    "fe80::1",                  # link-local without %scope
+    "::1%lo",                   # a scope on a non-link-local address
+    "2001:db8::1%1",
+    "fe80::1%",                 # empty scope
+    "fe80::1%no-such-if9",      # a scope naming no interface
+    "fe80::1%0",
+    ":::1", "::1::", "[::1]", " ::1", "::1 ", "::1\x00", "::g", "::1/128",
+]
+
+
+@pytest.mark.parametrize("ip", REFUSED_IPS)
 def test_malformed_or_unusable_ips_are_argument_errors(ip):
+    other = "::1" if ":" in ip else LO  # the other end in the family ip looks like
     with pytest.raises(errors.RepyArgumentError):
         repynet.listenforconnection(ip, _port(5))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.listenformessage(ip, _port(5))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.openconnection(ip, _port(5), other, _port(6), 1)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.openconnection(other, _port(5), ip, _port(6), 1)
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage(ip, _port(5), b"x", other, _port(6))
+    with pytest.raises(errors.RepyArgumentError):
+        repynet.sendmessage(other, _port(5), b"x", ip, _port(6))
 
 
 def test_d4_drops_the_192_168_0_0_quirk():
