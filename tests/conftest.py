@@ -143,6 +143,12 @@ def family(request):
     return request.param
 
 
+@pytest.fixture
+def loopback(family):
+    """family under its earlier name, which tests written before it still use."""
+    return family
+
+
 # --- leak checks ------------------------------------------------------------
 
 
