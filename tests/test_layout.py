@@ -57,6 +57,8 @@ def tree(tmp_path):
         "csrc/rn_x.c": "/*\n * rn_x.c: the x of the core.  More detail here.\n */\n",
         "repynet/x.py": '"""The ``x`` module: one line.\n\nMore."""\n',
         "tools/run": "#!/bin/sh\n# Runs x, quickly.\nexit 0\n",
+        "examples/old.repy": '# A Python 2 program.\nprint "not Python 3"\n',
+        "tests/programs/input.r2py": "x = 1\n",
         "fuzz/corpus/seed1": "\x01\x02 data, not source",
     })
 
@@ -70,8 +72,10 @@ def test_write_then_check_passes_and_keeps_the_prose(tree):
     assert "| `rn_x.c` | the x of the core. |" in page
     assert "| `x.py` | The `x` module: one line. |" in page
     assert "| `run` | Runs x, quickly. |" in page
+    assert "| `old.repy` | A Python 2 program. |" in page
     assert "| `layout.md` | Layout |" in page
-    assert "seed1" not in page  # data under corpus/ is not a source file
+    # Data (a fuzz corpus, the runner tests' input programs) is not listed.
+    assert "seed1" not in page and "input.r2py" not in page
     assert page.index("### `csrc/`") < page.index("### `repynet/`") < page.index("### `tools/`")
     assert _layout("--check", root=tree).returncode == 0
 
