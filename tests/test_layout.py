@@ -110,3 +110,25 @@ def test_a_page_without_the_markers_is_reported(tree):
     assert result.returncode == 1
     assert "BEGIN/END comment lines of the file list are missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_file_in_a_merge_conflict_is_listed_once(tree):
+    # The lead regenerates the page while merging: git lists a conflicted
+    # path once a stage.
+    def git(*args):
+        subprocess.run(["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@t",
+                        *args], check=True, capture_output=True)
+
+    git("commit", "-q", "-m", "base")
+    git("checkout", "-q", "-b", "other")
+    (tree / "csrc/rn_x.c").write_text("/* rn_x.c: the other x. */\n")
+    git("commit", "-q", "-am", "other")
+    git("checkout", "-q", "-")
+    (tree / "csrc/rn_x.c").write_text("/* rn_x.c: this x. */\n")
+    git("commit", "-q", "-am", "this")
+    merged = subprocess.run(["git", "-C", str(tree), "merge", "-q", "other"],
+                            capture_output=True, text=True)
+    assert merged.returncode != 0  # the conflict this test is about
+    (tree / "csrc/rn_x.c").write_text("/* rn_x.c: the merged x. */\n")
+    assert _layout("--write", root=tree).returncode == 0
+    assert (tree / "docs/layout.md").read_text().count("| `rn_x.c` |") == 1

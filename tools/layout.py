@@ -74,8 +74,9 @@ def tracked_files(root: Path = ROOT) -> list[str]:
     except (OSError, subprocess.CalledProcessError) as failed:
         raise SystemExit(f"{root}: cannot list the tracked files with git ls-files "
                          f"({failed}); run this tool in a git checkout") from failed
-    return sorted(path for path in listing.split("\0")
-                  if path and (root / path).is_file())
+    # A path in a merge conflict is listed once a stage: count it once.
+    return sorted({path for path in listing.split("\0")
+                   if path and (root / path).is_file()})
 
 
 def is_source(path: str, root: Path = ROOT) -> bool:
