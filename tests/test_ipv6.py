@@ -104,24 +104,6 @@ def test_forbidden_port_wins_over_the_family_mismatch():
         repynet.sendmessage_ipv6(V4, P(48), b"x", V6, FORBIDDEN_PORT)
 
 
-# --- AddressBindingError: a local IP that is not this host's (D21) --------------
-
-
-@pytest.mark.needs_ipv6
-@pytest.mark.parametrize("local", ["fe80::1%lo", "fd00:0:0:ffff::1"])
-def test_a_scoped_or_private_local_ip_that_is_not_ours_cannot_be_bound(local):
-    # A global one (NOT_OURS_V6): tests/test_v2_api.py, for both families.
-    with pytest.raises(errors.AddressBindingError):
-        repynet.listenforconnection_ipv6(local, P(2))
-    with pytest.raises(errors.AddressBindingError):
-        repynet.listenformessage_ipv6(local, P(2))
-    with pytest.raises(errors.AddressBindingError):
-        repynet.openconnection_ipv6(V6, P(2), local, P(3), 1)
-    # The bind fails before anything is sent.
-    with pytest.raises(errors.AddressBindingError):
-        repynet.sendmessage_ipv6(V6, P(2), b"x", local, P(3))
-
-
 # --- ports and tuples held by dual-stack sockets of other programs -------------
 
 

@@ -26,6 +26,8 @@ FORBIDDEN_PORT = 80  # outside the default 63100-63199
 # Per family: an address of no interface of this host (only ever bound to,
 # which fails, never sent to).
 NOT_OURS = {"127.0.0.1": "10.255.255.1", "::1": "2001:db8::1"}
+# More of them, of kinds only IPv6 has: link-local with a scope, unique-local.
+MORE_NOT_OURS = {"127.0.0.1": (), "::1": ("fe80::1%lo", "fd00:0:0:ffff::1")}
 # Per family: the ways to write its loopback address; the tables compare
 # addresses, not text (D24).
 SPELLINGS = {"127.0.0.1": ("127.0.0.1",), "::1": ("::1", "0::1", "0:0:0:0:0:0:0:1")}
@@ -104,6 +106,20 @@ def _usage():
     return repynet.getresources()[1]
 
 
+def _with_local_address(ip, other):
+    """The calls that take ip as their local address (other at the far end)."""
+    return (lambda: repynet.listenforconnection(ip, _port(5)),
+            lambda: repynet.listenformessage(ip, _port(5)),
+            lambda: repynet.openconnection(other, _port(5), ip, _port(6), 1),
+            lambda: repynet.sendmessage(other, _port(5), b"x", ip, _port(6)))
+
+
+def _with_destination(ip, other):
+    """The calls that take ip as their destination (other as the local address)."""
+    return (lambda: repynet.openconnection(ip, _port(5), other, _port(6), 1),
+            lambda: repynet.sendmessage(ip, _port(5), b"x", other, _port(6)))
+
+
 # --- the call wrapper: arity, keywords, types (spec 1.1, D3, D5, D6, D23) ----
 
 
@@ -142,14 +158,9 @@ def test_keyword_arguments_are_argument_errors():
 @pytest.mark.parametrize("bad_ip", [b"127.0.0.1", b"::1", bytearray(b"::1"), 127, None,
                                     ["127.0.0.1"], ["::1"]])
 def test_ip_must_be_str(family, bad_ip):
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.listenformessage(bad_ip, _port(5))
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.openconnection(bad_ip, _port(5), family, _port(6), 1)
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.openconnection(family, _port(5), bad_ip, _port(6), 1)
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.sendmessage(bad_ip, _port(5), b"x", family, _port(6))
+    for call in (*_with_local_address(bad_ip, family), *_with_destination(bad_ip, family)):
+        with pytest.raises(errors.RepyArgumentError):
+            call()
     with pytest.raises(errors.RepyArgumentError):
         repynet.getAddripv6(bad_ip)
 
@@ -215,18 +226,9 @@ REFUSED_IPS = [
 @pytest.mark.parametrize("ip", REFUSED_IPS)
 def test_malformed_or_unusable_ips_are_argument_errors(ip):
     other = "::1" if ":" in ip else LO  # the other end in the family ip looks like
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.listenforconnection(ip, _port(5))
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.listenformessage(ip, _port(5))
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.openconnection(ip, _port(5), other, _port(6), 1)
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.openconnection(other, _port(5), ip, _port(6), 1)
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.sendmessage(ip, _port(5), b"x", other, _port(6))
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.sendmessage(other, _port(5), b"x", ip, _port(6))
+    for call in (*_with_local_address(ip, other), *_with_destination(ip, other)):
+        with pytest.raises(errors.RepyArgumentError):
+            call()
 
 
 def test_d4_drops_the_192_168_0_0_quirk():
@@ -305,16 +307,11 @@ def test_connport_and_messport_are_separate(family, restrict):
 
 
 def test_address_binding_error_for_an_address_that_is_not_ours(family):
-    not_ours = NOT_OURS[family]
-    with pytest.raises(errors.AddressBindingError):
-        repynet.listenforconnection(not_ours, _port(5))
-    with pytest.raises(errors.AddressBindingError):
-        repynet.listenformessage(not_ours, _port(5))
-    # The bind fails before anything is sent.
-    with pytest.raises(errors.AddressBindingError):
-        repynet.sendmessage(family, _port(5), b"x", not_ours, _port(6))
-    with pytest.raises(errors.AddressBindingError):
-        repynet.openconnection(family, _port(5), not_ours, _port(6), 1)
+    for not_ours in (NOT_OURS[family], *MORE_NOT_OURS[family]):
+        # sendmessage's bind fails before anything is sent.
+        for call in _with_local_address(not_ours, family):
+            with pytest.raises(errors.AddressBindingError):
+                call()
 
 
 # --- local-address preferences (spec 4.3) --------------------------------------
@@ -619,11 +616,7 @@ def test_listen_close_listen(family, closing):
     # An accepted connection outlives its listener (spec 3.2): it sees the
     # client's FIN.
     with pytest.raises(errors.SocketClosedRemote):
-        for _ in range(500):
-            try:
-                accepted.recv(1)
-            except errors.SocketWouldBlockError:
-                time.sleep(0.01)
+        _poll(lambda: accepted.recv(1), "the FIN")
     assert accepted.close() is True
     srv = repynet.listenforconnection(family, _port(0))
     closing(srv)
