@@ -188,8 +188,8 @@ repynet_check_localip(repynet_state *state, const rn_addr_t *addr,
     for (size_t i = 0; i < count; i++)
         if (rn_addr_equal(&allowed[i], addr))
             return 0;
-    repynet_raise(state, REPYNET_EXC_RESOURCE_FORBIDDEN,
-                  "Provided localip is not allowed! IP: %R", arg);
+    repynet_raise_with_arg(state, REPYNET_EXC_RESOURCE_FORBIDDEN, arg,
+                           "Provided localip is not allowed! IP: ");
     return -1;
 }
 
