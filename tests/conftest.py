@@ -13,7 +13,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,7 +153,7 @@ def _has_ipv6_loopback():
 HAS_IPV6 = _has_ipv6_loopback()
 
 
-def pytest_runtest_setup(item):
+def pytest_runtest_setup(item: pytest.Item) -> None:
     # The one place a test that needs ::1 is skipped: mark it needs_ipv6
     # (the family fixture's ::1 case carries the mark).
     if item.get_closest_marker("needs_ipv6") and not HAS_IPV6:
@@ -160,13 +162,13 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(params=[pytest.param("127.0.0.1", id="ipv4"),
                         pytest.param("::1", id="ipv6", marks=pytest.mark.needs_ipv6)])
-def family(request):
+def family(request: pytest.FixtureRequest) -> str:
     """The loopback address of each family: 127.0.0.1, then ::1 (needs_ipv6)."""
     return request.param
 
 
 @pytest.fixture
-def loopback(family):
+def loopback(family: str) -> str:
     """family under its earlier name, which tests written before it still use."""
     return family
 
@@ -250,7 +252,7 @@ def restrict():
 
 
 @pytest.fixture
-def ip_preferences():
+def ip_preferences() -> Iterator[Callable[..., None]]:
     """ip_preferences(entries, nootherips): local-address preferences for one test.
 
     No preferences are in force when the test ends.
@@ -265,9 +267,9 @@ def ip_preferences():
 
 
 @pytest.fixture
-def closing():
+def closing() -> Iterator[Callable[[Any], None]]:
     """closing(obj) closes obj (a repynet object or a socket) after the test."""
-    objects = []
+    objects: list[Any] = []
     yield objects.append
     for obj in reversed(objects):
         obj.close()

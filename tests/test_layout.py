@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -22,7 +23,7 @@ needs_git_checkout = pytest.mark.skipif(
     reason="the file list is made from git ls-files: needs the source tree's git checkout")
 
 
-def _layout(*args, root=None):
+def _layout(*args: str, root: Optional[Path] = None) -> "subprocess.CompletedProcess[str]":
     command = [sys.executable, str(TOOL), *args]
     if root is not None:
         command += ["--root", str(root)]
@@ -30,12 +31,12 @@ def _layout(*args, root=None):
 
 
 @needs_git_checkout
-def test_the_page_lists_every_source_file_of_this_tree():
+def test_the_page_lists_every_source_file_of_this_tree() -> None:
     result = _layout("--check")
     assert result.returncode == 0, result.stderr
 
 
-def _repository(tmp_path, files):
+def _repository(tmp_path: Path, files: dict[str, str]) -> Path:
     """A git repository in tmp_path with files (path -> text) added, not committed."""
     for path, text in files.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +50,7 @@ PAGE = "# Layout\n\nHand-written prose stays.\n\n" + BEGIN + END
 
 
 @pytest.fixture
-def tree(tmp_path):
+def tree(tmp_path: Path) -> Path:
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     return _repository(tmp_path, {
@@ -63,7 +64,7 @@ def tree(tmp_path):
     })
 
 
-def test_write_then_check_passes_and_keeps_the_prose(tree):
+def test_write_then_check_passes_and_keeps_the_prose(tree: Path) -> None:
     written = _layout("--write", root=tree)
     assert written.returncode == 0, written.stderr
     page = (tree / "docs/layout.md").read_text()
@@ -80,7 +81,7 @@ def test_write_then_check_passes_and_keeps_the_prose(tree):
     assert _layout("--check", root=tree).returncode == 0
 
 
-def test_check_fails_on_a_stale_page(tree):
+def test_check_fails_on_a_stale_page(tree: Path) -> None:
     assert _layout("--write", root=tree).returncode == 0
     (tree / "csrc/rn_y.h").write_text("/* rn_y.h: the y of the core. */\n")
     subprocess.run(["git", "-C", str(tree), "add", "csrc/rn_y.h"], check=True)
@@ -91,7 +92,7 @@ def test_check_fails_on_a_stale_page(tree):
     assert _layout("--check", root=tree).returncode == 0
 
 
-def test_a_file_without_a_description_is_named_not_a_traceback(tree):
+def test_a_file_without_a_description_is_named_not_a_traceback(tree: Path) -> None:
     (tree / "csrc/rn_z.c").write_text('#include "rn.h"\n')
     subprocess.run(["git", "-C", str(tree), "add", "csrc/rn_z.c"], check=True)
     written = _layout("--write", root=tree)
@@ -104,7 +105,7 @@ def test_a_file_without_a_description_is_named_not_a_traceback(tree):
     assert checked.returncode == 1 and "csrc/rn_z.c: no description" in checked.stderr
 
 
-def test_a_page_without_the_markers_is_reported(tree):
+def test_a_page_without_the_markers_is_reported(tree: Path) -> None:
     (tree / "docs/layout.md").write_text("# Layout\n")
     result = _layout("--check", root=tree)
     assert result.returncode == 1
@@ -112,10 +113,10 @@ def test_a_page_without_the_markers_is_reported(tree):
     assert "Traceback" not in result.stderr
 
 
-def test_a_file_in_a_merge_conflict_is_listed_once(tree):
+def test_a_file_in_a_merge_conflict_is_listed_once(tree: Path) -> None:
     # The lead regenerates the page while merging: git lists a conflicted
     # path once a stage.
-    def git(*args):
+    def git(*args: str) -> None:
         subprocess.run(["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@t",
                         *args], check=True, capture_output=True)
 

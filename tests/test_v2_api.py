@@ -15,6 +15,8 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -45,7 +47,8 @@ def server():
     srv.close()
 
 
-def _connected_pair(srv, local_port=63101, ip=LO):
+def _connected_pair(srv: repynet.TCPServerSocket, local_port: int = 63101,
+                    ip: str = LO) -> tuple[repynet.TCPSocket, repynet.TCPSocket]:
     client = repynet.openconnection(ip, _port(0), ip, local_port, 5)
     try:
         _ip, _remote_port, accepted = _accept(srv)
@@ -64,7 +67,8 @@ def pair(server):
 
 
 @pytest.fixture
-def connection(family):
+def connection(family: str) -> Iterator[tuple[repynet.TCPServerSocket, repynet.TCPSocket,
+                                              repynet.TCPSocket]]:
     """(listener, client, accepted) on the family's loopback, closed after the test."""
     srv = repynet.listenforconnection(family, _port(0))
     client, accepted = _connected_pair(srv, _port(1), family)
@@ -84,7 +88,7 @@ def _recv_all(sock, count, deadline=10.0):
     return data
 
 
-def _poll(call, what):
+def _poll(call: Callable[[], Any], what: str) -> Any:
     """call() once it stops raising SocketWouldBlockError (a hang guard, no time bound)."""
     for _ in range(2500):
         try:
@@ -94,11 +98,11 @@ def _poll(call, what):
     raise AssertionError(f"{what} never arrived")
 
 
-def _accept(srv):
+def _accept(srv: repynet.TCPServerSocket) -> tuple[str, int, repynet.TCPSocket]:
     return _poll(srv.getconnection, "the connection")
 
 
-def _wait_message(udp):
+def _wait_message(udp: repynet.UDPServerSocket) -> tuple[str, int, Any]:
     return _poll(udp.getmessage, "the datagram")
 
 
@@ -106,7 +110,7 @@ def _usage():
     return repynet.getresources()[1]
 
 
-def _with_local_address(ip, other):
+def _with_local_address(ip: Any, other: str) -> tuple[Callable[[], Any], ...]:
     """The calls that take ip as their local address (other at the far end)."""
     return (lambda: repynet.listenforconnection(ip, _port(5)),
             lambda: repynet.listenformessage(ip, _port(5)),
@@ -114,7 +118,7 @@ def _with_local_address(ip, other):
             lambda: repynet.sendmessage(other, _port(5), b"x", ip, _port(6)))
 
 
-def _with_destination(ip, other):
+def _with_destination(ip: Any, other: str) -> tuple[Callable[[], Any], ...]:
     """The calls that take ip as their destination (other as the local address)."""
     return (lambda: repynet.openconnection(ip, _port(5), other, _port(6), 1),
             lambda: repynet.sendmessage(ip, _port(5), b"x", other, _port(6)))
