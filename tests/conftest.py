@@ -13,7 +13,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,12 +153,24 @@ def _has_ipv6_loopback():
 HAS_IPV6 = _has_ipv6_loopback()
 
 
-@pytest.fixture(params=["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])
-def loopback(request):
-    """The loopback address of each family; IPv6 skips without ::1."""
-    if request.param == "::1" and not HAS_IPV6:
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # The one place a test that needs ::1 is skipped: mark it needs_ipv6
+    # (the family fixture's ::1 case carries the mark).
+    if item.get_closest_marker("needs_ipv6") and not HAS_IPV6:
         pytest.skip("this host has no IPv6 loopback (::1 cannot be bound)")
+
+
+@pytest.fixture(params=[pytest.param("127.0.0.1", id="ipv4"),
+                        pytest.param("::1", id="ipv6", marks=pytest.mark.needs_ipv6)])
+def family(request: pytest.FixtureRequest) -> str:
+    """The loopback address of each family: 127.0.0.1, then ::1 (needs_ipv6)."""
     return request.param
+
+
+@pytest.fixture
+def loopback(family: str) -> str:
+    """family under its earlier name, which tests written before it still use."""
+    return family
 
 
 # --- leak checks ------------------------------------------------------------
@@ -216,6 +230,7 @@ def _describe_fd(fd):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "no_leak_check: the test manages its own fds")
+    config.addinivalue_line("markers", "needs_ipv6: skipped on a host without the ::1 loopback")
 
 
 # --- restrictions -------------------------------------------------------------
@@ -234,3 +249,27 @@ def restrict():
 
     yield apply
     repynet.set_restrictions(repynet.Restrictions.default())
+
+
+@pytest.fixture
+def ip_preferences() -> Iterator[Callable[..., None]]:
+    """ip_preferences(entries, nootherips): local-address preferences for one test.
+
+    No preferences are in force when the test ends.
+    """
+    from repynet import _repynet
+
+    yield _repynet._set_ip_preferences
+    _repynet._set_ip_preferences(None, False)
+
+
+# --- objects a test opens -------------------------------------------------------
+
+
+@pytest.fixture
+def closing() -> Iterator[Callable[[Any], None]]:
+    """closing(obj) closes obj (a repynet object or a socket) after the test."""
+    objects: list[Any] = []
+    yield objects.append
+    for obj in reversed(objects):
+        obj.close()
