@@ -250,6 +250,8 @@ api_gethostbyname(NetworkApiObject *self, PyObject *const *args,
                   Py_ssize_t nargs, PyObject *kwnames)
 {
     repynet_state *state = self->state;
+    if (nargs == 1 && PySys_Audit("repynet.gethostbyname", "O", args[0]) < 0)
+        return NULL;
     if (lookup_args(state, "gethostbyname", args, nargs, kwnames) < 0)
         return NULL;
     if (PyUnicode_GET_LENGTH(args[0]) == 0)
@@ -267,6 +269,8 @@ api_getaddripv6(NetworkApiObject *self, PyObject *const *args,
                 Py_ssize_t nargs, PyObject *kwnames)
 {
     repynet_state *state = self->state;
+    if (nargs == 1 && PySys_Audit("repynet.getAddripv6", "O", args[0]) < 0)
+        return NULL;
     if (lookup_args(state, "getAddripv6", args, nargs, kwnames) < 0)
         return NULL;
     return resolve(state, args[0], AF_INET6);
@@ -320,6 +324,8 @@ static PyObject *
 api_getmyip(NetworkApiObject *self, PyObject *const *args, Py_ssize_t nargs,
             PyObject *kwnames)
 {
+    if (PySys_Audit("repynet.getmyip", NULL) < 0)
+        return NULL;
     if (repynet_check_arity(self->state, "getmyip", nargs, kwnames, 0) < 0)
         return NULL;
     return getmyip_family(self->state, AF_INET, self->state->probes_v4);
@@ -329,6 +335,8 @@ static PyObject *
 api_getmyip_ipv6(NetworkApiObject *self, PyObject *const *args,
                  Py_ssize_t nargs, PyObject *kwnames)
 {
+    if (PySys_Audit("repynet.getmyip_ipv6", NULL) < 0)
+        return NULL;
     if (repynet_check_arity(self->state, "getmyip_ipv6", nargs, kwnames, 0) < 0)
         return NULL;
     return getmyip_family(self->state, AF_INET6, self->state->probes_v6);
@@ -462,6 +470,10 @@ listen_on(NetworkApiObject *self, PyObject *const *args, Py_ssize_t nargs,
     endpoint_args local;
     rn_tuple_t key;
     repynet_call_t call = tcp ? REPYNET_CALL_LISTEN_TCP : REPYNET_CALL_LISTEN_UDP;
+    if (nargs == 2 &&
+        PySys_Audit(tcp ? "repynet.listenforconnection" : "repynet.listenformessage",
+                    "OO", args[0], args[1]) < 0)
+        return NULL;
 
     if (repynet_check_arity(state, tcp ? "listenforconnection" : "listenformessage",
                             nargs, kwnames, 2) < 0 ||
@@ -588,6 +600,9 @@ api_openconnection(NetworkApiObject *self, PyObject *const *args,
     double timeout;
 
     memset(&key, 0, sizeof(key));
+    if (nargs == 5 && PySys_Audit("repynet.openconnection", "OOOOO", args[0],
+                                  args[1], args[2], args[3], args[4]) < 0)
+        return NULL;
     if (repynet_check_arity(state, "openconnection", nargs, kwnames, 5) < 0 ||
         check_str(state, args[0], "destip") < 0 ||
         check_str(state, args[2], "localip") < 0 ||
@@ -676,22 +691,25 @@ api_get_text(NetworkApiObject *self, void *closure)
 
 static PyMethodDef api_methods[] = {
     API_METHOD("gethostbyname", api_gethostbyname,
-               "gethostbyname(name) -> str: an IPv4 address of name."),
+               "gethostbyname($self, name, /)\n--\n\nAn IPv4 address of name, as a str."),
     API_METHOD("getAddripv6", api_getaddripv6,
-               "getAddripv6(name) -> list of str: the IPv6 addresses of name."),
+               "getAddripv6($self, name, /)\n--\n\nThe IPv6 addresses of name, a list of str."),
     API_METHOD("getmyip", api_getmyip,
-               "getmyip() -> str: the local IPv4 address with a route out."),
+               "getmyip($self, /)\n--\n\nThe local IPv4 address with a route out, as a str."),
     API_METHOD("getmyip_ipv6", api_getmyip_ipv6,
-               "getmyip_ipv6() -> str: the local IPv6 address with a route out."),
+               "getmyip_ipv6($self, /)\n--\n\nThe local IPv6 address with a route out, as a str."),
     API_METHOD("sendmessage", api_sendmessage,
-               "sendmessage(destip, destport, message, localip, localport) -> int."),
+               "sendmessage($self, destip, destport, message, localip, localport, /)\n--\n\n"
+               "Send one UDP datagram; returns the number of bytes sent."),
     API_METHOD("listenformessage", api_listenformessage,
-               "listenformessage(localip, localport) -> UDPServerSocket."),
+               "listenformessage($self, localip, localport, /)\n--\n\n"
+               "Listen for UDP datagrams; returns a UDPServerSocket."),
     API_METHOD("openconnection", api_openconnection,
-               "openconnection(destip, destport, localip, localport, timeout) "
-               "-> TCPSocket."),
+               "openconnection($self, destip, destport, localip, localport, timeout, /)\n--\n\n"
+               "Open a TCP connection; returns a TCPSocket."),
     API_METHOD("listenforconnection", api_listenforconnection,
-               "listenforconnection(localip, localport) -> TCPServerSocket."),
+               "listenforconnection($self, localip, localport, /)\n--\n\n"
+               "Listen for TCP connections; returns a TCPServerSocket."),
     {NULL, NULL, 0, NULL},
 };
 
