@@ -106,6 +106,8 @@ class Program:
         self._thread_numbers = itertools.count(1)
         # Taken once, by the first thread that ends the process.
         self._exit_lock = threading.Lock()
+        # Called just before the process ends early (the runner's --summary).
+        self.on_exit = None
 
     # --- the namespace ----------------------------------------------------
 
@@ -304,6 +306,8 @@ class Program:
                 self._log_lock.release()
 
     def _exit_now(self, status):
+        if self.on_exit is not None:
+            self.on_exit()
         try:
             self._stderr.flush()
         except (OSError, ValueError):

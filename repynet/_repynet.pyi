@@ -1,6 +1,11 @@
 # Type stub of the C extension repynet._repynet (csrc/).
-from collections.abc import Buffer, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
+
+# typing_extensions, not collections.abc: collections.abc.Buffer exists only
+# from Python 3.12, and a checker on an older Python would then take any
+# argument (sock.send(12345) would type-check).
+from typing_extensions import Buffer
 
 _Data = Buffer | str  # str only in text mode
 
