@@ -245,7 +245,7 @@ def _run(argv: list[str], prog: str) -> int:
                          f"{type(err).__name__}: {err}\n")
         return 1
     try:
-        status = program.wait()
+        status: int = program.wait()
     except KeyboardInterrupt:
         sys.stderr.write("repynet run: interrupted\n")
         program.terminate(STATUS_INTERRUPTED)
@@ -288,7 +288,7 @@ def _network_namespace() -> dict[str, Any]:
 
 def _checked_getresources(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
     _program._check_arguments("getresources", args, kwargs, 0)
-    return getresources()
+    return tuple(getresources())
 
 
 def _make_stdout_faithful() -> None:
