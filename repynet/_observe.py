@@ -82,5 +82,5 @@ def _figure(value: object) -> str:
     if isinstance(value, (set, frozenset)):
         return "{" + ", ".join(str(port) for port in sorted(value)) + "}" if value else "{}"
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.12g}"
     return str(value)
