@@ -1,53 +1,67 @@
 """The package as users meet it: exports, version, signatures, audit events.
 
-Audit hooks cannot be removed, so this module installs one recorder, once,
-that records only while a test asks it to.  Traffic: 127.0.0.1 only.
+Audit hooks cannot be removed, and a Python hook would put Python frames on
+paths other tests check have none, so every audit test runs its calls in a
+child process with its own hook.  Traffic: 127.0.0.1 only.  HANG_GUARD only
+stops a child that hangs.
 """
 
 import importlib.metadata
 import inspect
+import json
 import socket
+import subprocess
 import sys
-import time
+import textwrap
 
 import pytest
 
 import repynet
-from repynet import _repynet, errors, restrictions
+from repynet import errors, restrictions
 from repynet.ipv6 import IPV6_NAMES
 
 LO = "127.0.0.1"
+HANG_GUARD = 300
+
+AUDITED_CHILD = """\
+import json, sys, time
+import repynet
+from repynet import errors
+
+PORT = {port}
+repynet.set_restrictions(repynet.Restrictions.default().replace(
+    connport={{PORT, PORT + 1}}, messport={{PORT, PORT + 1}}))
+events = []
+sys.addaudithook(lambda event, args: events.append([event, list(args)])
+                 if event.startswith("repynet.") else None)
+
+def when_ready(call):
+    while True:
+        try:
+            return call()
+        except errors.SocketWouldBlockError:
+            time.sleep(0.001)
+
+{body}
+print(json.dumps(events))
+"""
 
 
-class _AuditRecorder:
-    def __init__(self):
-        self.events = None
+def audited(body):
+    """The repynet.* audit events a child process raised running ``body``.
 
-    def __call__(self, event, args):
-        if self.events is not None and event.startswith("repynet."):
-            self.events.append((event, args))
-
-
-_recorder = _AuditRecorder()
-sys.addaudithook(_recorder)
-
-
-@pytest.fixture
-def audit_events():
-    """The repynet.* audit events raised while the test runs."""
-    _recorder.events = []
-    yield _recorder.events
-    _recorder.events = None
-
-
-@pytest.fixture
-def free_tcp_port(restrict):
-    """A TCP port nobody holds now, allowed by the restrictions in force."""
+    ``body`` sees PORT and PORT + 1 (free now, and allowed), ``repynet``,
+    ``errors``, ``events`` (the list so far) and ``when_ready(call)``.
+    """
     with socket.socket() as probe:
         probe.bind((LO, 0))
         port = probe.getsockname()[1]
-    restrict(connport={port, port + 1}, messport={port, port + 1})
-    return port
+    source = AUDITED_CHILD.format(port=port, body=textwrap.dedent(body))
+    result = subprocess.run([sys.executable, "-c", source], capture_output=True,
+                            text=True, timeout=HANG_GUARD)
+    assert result.returncode == 0, result.stderr
+    return port, [tuple((event, tuple(args))) for event, args in
+                  json.loads(result.stdout.splitlines()[-1])]
 
 
 # --- exports and version ------------------------------------------------------------
@@ -107,73 +121,84 @@ def test_docstrings_keep_a_summary_after_the_signature():
 
 # --- audit events -----------------------------------------------------------------------
 
-def test_listeners_and_connections_raise_audit_events(audit_events, free_tcp_port):
-    port = free_tcp_port
-    with repynet.listenforconnection(LO, port), repynet.listenformessage(LO, port):
-        with repynet.openconnection(LO, port, LO, port + 1, 5.0):
-            pass
-    assert audit_events == [
+def test_listeners_and_connections_raise_audit_events():
+    port, events = audited("""\
+        with repynet.listenforconnection("127.0.0.1", PORT), \\
+                repynet.listenformessage("127.0.0.1", PORT):
+            with repynet.openconnection("127.0.0.1", PORT, "127.0.0.1", PORT + 1, 5.0):
+                pass
+        """)
+    assert events == [
         ("repynet.listenforconnection", (LO, port)),
         ("repynet.listenformessage", (LO, port)),
         ("repynet.openconnection", (LO, port, LO, port + 1, 5.0)),
     ]
 
 
-def test_lookups_raise_audit_events(audit_events):
+def test_lookups_raise_audit_events():
     # Literal addresses: nothing is looked up off the machine.
-    assert repynet.gethostbyname("127.0.0.1") == "127.0.0.1"
-    repynet.getAddripv6("::1")
-    assert audit_events == [("repynet.gethostbyname", ("127.0.0.1",)),
-                            ("repynet.getAddripv6", ("::1",))]
+    _, events = audited("""\
+        assert repynet.gethostbyname("127.0.0.1") == "127.0.0.1"
+        repynet.getAddripv6("::1")
+        """)
+    assert events == [("repynet.gethostbyname", ("127.0.0.1",)),
+                      ("repynet.getAddripv6", ("::1",))]
 
 
-def test_getmyip_raises_audit_events(audit_events):
-    for call in (repynet.getmyip, repynet.getmyip_ipv6):
+def test_getmyip_raises_audit_events():
+    _, events = audited("""\
+        for call in (repynet.getmyip, repynet.getmyip_ipv6):
+            try:
+                call()
+            except errors.InternetConnectivityError:
+                pass  # no route out here: the event came first anyway
+        """)
+    assert events == [("repynet.getmyip", ()), ("repynet.getmyip_ipv6", ())]
+
+
+def test_per_call_paths_raise_no_audit_event():
+    _, events = audited("""\
+        with repynet.listenforconnection("127.0.0.1", PORT) as server, \\
+                repynet.openconnection("127.0.0.1", PORT, "127.0.0.1", PORT + 1, 5.0) as client, \\
+                repynet.listenformessage("127.0.0.1", PORT) as udp:
+            del events[:]
+            client.send(b"x")
+            _, _, accepted = when_ready(server.getconnection)
+            with accepted:
+                assert when_ready(lambda: accepted.recv(1)) == b"x"
+            repynet.sendmessage("127.0.0.1", PORT, b"y", "127.0.0.1", PORT + 1)
+            assert when_ready(udp.getmessage)[2] == b"y"
+        """)
+    assert events == []
+
+
+def test_a_call_with_the_wrong_arguments_raises_no_audit_event():
+    _, events = audited("""\
         try:
-            call()
-        except errors.InternetConnectivityError:
-            pass  # no route out on this machine: the event came first anyway
-    assert audit_events == [("repynet.getmyip", ()), ("repynet.getmyip_ipv6", ())]
+            repynet.openconnection("127.0.0.1", 1)
+        except errors.RepyArgumentError:
+            pass
+        else:
+            raise AssertionError("no RepyArgumentError")
+        """)
+    assert events == []
 
 
-def test_per_call_paths_raise_no_audit_event(audit_events, free_tcp_port):
-    port = free_tcp_port
-    with repynet.listenforconnection(LO, port) as server, \
-            repynet.openconnection(LO, port, LO, port + 1, 5.0) as client, \
-            repynet.listenformessage(LO, port) as udp:
-        del audit_events[:]
-        client.send(b"x")
-        _, _, accepted = _when_ready(server.getconnection)
-        with accepted:
-            assert _when_ready(lambda: accepted.recv(1)) == b"x"
-        repynet.sendmessage(LO, port, b"y", LO, port + 1)
-        assert _when_ready(udp.getmessage)[2] == b"y"
-    assert audit_events == []
+def test_a_hook_that_raises_stops_the_call():
+    port, events = audited("""\
+        class Refused(Exception):
+            pass
 
+        def refuse(event, args):
+            if event == "repynet.listenforconnection":
+                raise Refused(event)
 
-def _when_ready(call):
-    while True:
+        sys.addaudithook(refuse)
         try:
-            return call()
-        except errors.SocketWouldBlockError:
-            time.sleep(0.001)
-
-
-def test_a_call_with_the_wrong_arguments_raises_no_audit_event(audit_events):
-    with pytest.raises(errors.RepyArgumentError):
-        repynet.openconnection(LO, 1)
-    assert audit_events == []
-
-
-def test_a_hook_that_raises_stops_the_call(free_tcp_port):
-    class Refused(Exception):
-        pass
-
-    def refuse(event, args):
-        if event == "repynet.listenforconnection" and args == (LO, free_tcp_port):
-            raise Refused(event)
-
-    sys.addaudithook(refuse)  # for this port only: every later call is unaffected
-    with pytest.raises(Refused):
-        repynet.listenforconnection(LO, free_tcp_port)
-    assert _repynet._usage()["insockets"] == 0
+            repynet.listenforconnection("127.0.0.1", PORT)
+        except Refused:
+            assert repynet._repynet._usage()["insockets"] == 0
+        else:
+            raise AssertionError("the hook did not stop the call")
+        """)
+    assert events == [("repynet.listenforconnection", (LO, port))]
