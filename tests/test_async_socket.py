@@ -28,7 +28,9 @@ ABANDONED = native.ASYNC_RESULT_ABANDONED
 # A hang guard, not a performance bound: fail only after this long with no
 # progress at all.
 NO_PROGRESS_S = 60.0
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where the repynet under test was imported from (the tree, or an installed
+# wheel): children must import the same one.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(native.__file__)))
 
 
 def tcp_pair(host="127.0.0.1", sndbuf=None, rcvbuf=None):
