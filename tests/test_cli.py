@@ -26,13 +26,16 @@ def repynet_cli(*argv, cwd=None):
                           capture_output=True, timeout=HANG_GUARD, cwd=cwd, text=True)
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_udp_ports():
+    """Two distinct UDP ports nobody holds now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second:
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        return first.getsockname()[1], second.getsockname()[1]
 
 
-def limits_file(tmp_path, port, loopsend=10000000):
+def limits_file(tmp_path, port, port2, loopsend=10000000):
     path = tmp_path / "limits.txt"
     path.write_text(textwrap.dedent(f"""\
         resource insockets 5
@@ -43,7 +46,7 @@ def limits_file(tmp_path, port, loopsend=10000000):
         resource looprecv 10000000
         resource events 10
         resource messport {port}
-        resource messport {port + 1}
+        resource messport {port2}
         """))
     return path
 
@@ -108,7 +111,7 @@ def test_run_help_lists_trace_and_summary():
 # --- the original's argument order --------------------------------------------------------
 
 def test_a_restrictions_file_given_as_the_program_gets_a_hint(tmp_path):
-    limits = limits_file(tmp_path, 63100)
+    limits = limits_file(tmp_path, 63100, 63101)
     (tmp_path / "call.txt").write_text("# a comment\ncall gethostbyname allow\n")
     program = program_file(tmp_path, "log('never run')\n")
     for restrictions_path in (limits, tmp_path / "call.txt"):
@@ -134,15 +137,16 @@ DENIED_AND_RATED = """\
     except ResourceForbiddenError:
         log("denied\\n")
     for _ in range(3):
-        sendmessage("127.0.0.1", {port}, "x" * 2000, "127.0.0.1", {port} + 1)
+        sendmessage("127.0.0.1", {port}, "x" * 2000, "127.0.0.1", {port2})
     {ending}
     """
 
 
 def run_observed(tmp_path, *options, ending=""):
-    port = free_port()
-    limits = limits_file(tmp_path, port, loopsend=4000)
-    program = program_file(tmp_path, DENIED_AND_RATED.format(port=port, ending=ending))
+    port, port2 = free_udp_ports()
+    limits = limits_file(tmp_path, port, port2, loopsend=4000)
+    program = program_file(tmp_path, DENIED_AND_RATED.format(port=port, port2=port2,
+                                                             ending=ending))
     return repynet_cli("run", "--restrictions", limits, *options, program)
 
 

@@ -28,9 +28,9 @@ import json, sys, time
 import repynet
 from repynet import errors
 
-PORT = {port}
+PORT, PORT2 = {ports}
 repynet.set_restrictions(repynet.Restrictions.default().replace(
-    connport={{PORT, PORT + 1}}, messport={{PORT, PORT + 1}}))
+    connport={{PORT, PORT2}}, messport={{PORT, PORT2}}))
 events = []
 sys.addaudithook(lambda event, args: events.append([event, list(args)])
                  if event.startswith("repynet.") else None)
@@ -50,17 +50,20 @@ print(json.dumps(events))
 def audited(body):
     """The repynet.* audit events a child process raised running ``body``.
 
-    ``body`` sees PORT and PORT + 1 (free now, and allowed), ``repynet``,
+    ``body`` sees PORT and PORT2 (free now, and allowed), ``repynet``,
     ``errors``, ``events`` (the list so far) and ``when_ready(call)``.
     """
-    with socket.socket() as probe:
-        probe.bind((LO, 0))
-        port = probe.getsockname()[1]
-    source = AUDITED_CHILD.format(port=port, body=textwrap.dedent(body))
+    # Ports the kernel hands out for bind(0) are in no state at all, not even
+    # TIME_WAIT, which repynet would report as CleanupInProgressError.
+    with socket.socket() as first, socket.socket() as second:
+        first.bind((LO, 0))
+        second.bind((LO, 0))
+        ports = (first.getsockname()[1], second.getsockname()[1])
+    source = AUDITED_CHILD.format(ports=ports, body=textwrap.dedent(body))
     result = subprocess.run([sys.executable, "-c", source], capture_output=True,
                             text=True, timeout=HANG_GUARD)
     assert result.returncode == 0, result.stderr
-    return port, [tuple((event, tuple(args))) for event, args in
+    return ports, [tuple((event, tuple(args))) for event, args in
                   json.loads(result.stdout.splitlines()[-1])]
 
 
@@ -122,16 +125,16 @@ def test_docstrings_keep_a_summary_after_the_signature():
 # --- audit events -----------------------------------------------------------------------
 
 def test_listeners_and_connections_raise_audit_events():
-    port, events = audited("""\
+    (port, port2), events = audited("""\
         with repynet.listenforconnection("127.0.0.1", PORT), \\
                 repynet.listenformessage("127.0.0.1", PORT):
-            with repynet.openconnection("127.0.0.1", PORT, "127.0.0.1", PORT + 1, 5.0):
+            with repynet.openconnection("127.0.0.1", PORT, "127.0.0.1", PORT2, 5.0):
                 pass
         """)
     assert events == [
         ("repynet.listenforconnection", (LO, port)),
         ("repynet.listenformessage", (LO, port)),
-        ("repynet.openconnection", (LO, port, LO, port + 1, 5.0)),
+        ("repynet.openconnection", (LO, port, LO, port2, 5.0)),
     ]
 
 
@@ -159,14 +162,14 @@ def test_getmyip_raises_audit_events():
 def test_per_call_paths_raise_no_audit_event():
     _, events = audited("""\
         with repynet.listenforconnection("127.0.0.1", PORT) as server, \\
-                repynet.openconnection("127.0.0.1", PORT, "127.0.0.1", PORT + 1, 5.0) as client, \\
+                repynet.openconnection("127.0.0.1", PORT, "127.0.0.1", PORT2, 5.0) as client, \\
                 repynet.listenformessage("127.0.0.1", PORT) as udp:
             del events[:]
             client.send(b"x")
             _, _, accepted = when_ready(server.getconnection)
             with accepted:
                 assert when_ready(lambda: accepted.recv(1)) == b"x"
-            repynet.sendmessage("127.0.0.1", PORT, b"y", "127.0.0.1", PORT + 1)
+            repynet.sendmessage("127.0.0.1", PORT, b"y", "127.0.0.1", PORT2)
             assert when_ready(udp.getmessage)[2] == b"y"
         """)
     assert events == []
@@ -185,7 +188,7 @@ def test_a_call_with_the_wrong_arguments_raises_no_audit_event():
 
 
 def test_a_hook_that_raises_stops_the_call():
-    port, events = audited("""\
+    (port, _), events = audited("""\
         class Refused(Exception):
             pass
 
