@@ -347,3 +347,18 @@ def test_refusals_are_audited(allow, audited):
         ("repynet.denied", ("insockets", "limit exceeded")),
         ("repynet.denied", ("loopsend", "restricted to 0")),
     ]
+
+
+def test_send_after_our_recv_saw_the_fin_raises_closed_remote(allow):
+    with repynet.listenforconnection(LO, _port(9)) as server:
+        client = repynet.openconnection(LO, _port(9), LO, _port(40), 5)
+        accepted = _accept(server)
+        client.send(b"last")
+        client.close()
+        assert _wait_readable(accepted.recv, 10) == b"last"
+        for _ in range(2):
+            with pytest.raises(errors.SocketClosedRemote):
+                accepted.recv(10)
+            with pytest.raises(errors.SocketClosedRemote):
+                accepted.send(b"late")
+        accepted.close()
