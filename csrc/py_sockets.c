@@ -87,9 +87,21 @@ hand_over(repynet_state *state)
 void
 repynet_gil_turn(repynet_state *state)
 {
-    if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) > 0 &&
-        ++state->holder_calls >= REPYNET_TURN_CALLS)
+    if (++state->holder_calls < REPYNET_TURN_CALLS)
+        return;
+    if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) > 0) {
         hand_over(state);
+    }
+    else if (repynet_other_threads()) {
+        /* A thread whose wait ended may not have been scheduled yet:
+         * give it the CPU before going on. */
+        PyThreadState *saved = repynet_release();
+        sched_yield();
+        repynet_take(state, saved);
+    }
+    else {
+        state->holder_calls = 0;
+    }
 }
 
 /* --- the shared receive buffer ---------------------------------------------------- */
