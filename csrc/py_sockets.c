@@ -9,7 +9,9 @@
  * or raises SocketWouldBlockError: a thread that waits in the kernel does
  * not compete for the GIL, so the other thread surely gets it.  A thread
  * of ours that waits to take the GIL back is counted, and a holder that
- * never blocks hands the GIL over to it every REPYNET_TURN_CALLS calls.
+ * never blocks hands the GIL over to it every REPYNET_TURN_CALLS calls
+ * (or, when none waits yet, yields the CPU so that one whose wait ended
+ * gets scheduled).
  * docs/design-core.md ("Threads and the GIL") has the measurements.
  *
  * An fd used without the GIL is protected by the object's in-use count: a
