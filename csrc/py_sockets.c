@@ -9,7 +9,9 @@
  * or raises SocketWouldBlockError: a thread that waits in the kernel does
  * not compete for the GIL, so the other thread surely gets it.  A thread
  * of ours that waits to take the GIL back is counted, and a holder that
- * never blocks hands the GIL over to it every REPYNET_TURN_CALLS calls.
+ * never blocks hands the GIL over to it every REPYNET_TURN_CALLS calls
+ * (or, when none waits yet, yields the CPU so that one whose wait ended
+ * gets scheduled).
  * docs/design-core.md ("Threads and the GIL") has the measurements.
  *
  * An fd used without the GIL is protected by the object's in-use count: a
@@ -40,7 +42,7 @@
 /* A holder that never blocks hands the GIL to a waiting thread of ours
  * after this many calls, and waits at most this long for it to take it. */
 #define REPYNET_TURN_CALLS 16
-#define REPYNET_HAND_OVER_MAX 0.002
+#define REPYNET_HAND_OVER_MAX 0.01
 
 /* --- threads and the GIL (D32) ------------------------------------------------ */
 
@@ -87,9 +89,21 @@ hand_over(repynet_state *state)
 void
 repynet_gil_turn(repynet_state *state)
 {
-    if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) > 0 &&
-        ++state->holder_calls >= REPYNET_TURN_CALLS)
+    if (++state->holder_calls < REPYNET_TURN_CALLS)
+        return;
+    if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) > 0) {
         hand_over(state);
+    }
+    else if (repynet_other_threads()) {
+        /* A thread whose wait ended may not have been scheduled yet:
+         * give it the CPU before going on. */
+        PyThreadState *saved = repynet_release();
+        sched_yield();
+        repynet_take(state, saved);
+    }
+    else {
+        state->holder_calls = 0;
+    }
 }
 
 /* --- the shared receive buffer ---------------------------------------------------- */
@@ -477,8 +491,12 @@ tcp_send(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
         closed_locally(self);
         goto error;
     }
-    /* The original refuses to send once the peer has closed (spec 3.1). */
-    int peer_closed = rn_peer_closed(self->fd);
+    /* The original refuses to send once the peer has closed with nothing
+     * left to read (spec 3.1).  A one-byte peek asks the kernel; once our
+     * own recv has seen the FIN the answer is known without it.  Learning
+     * of the FIN from the completion port instead would race a FIN that
+     * arrives just before the send (docs/decisions.md). */
+    int peer_closed = self->peer_eof ? 1 : rn_peer_closed(self->fd);
     if (peer_closed == 1) {
         repynet_raise(state, REPYNET_EXC_SOCKET_CLOSED_REMOTE,
                       "The socket has been closed by the remote end!");
