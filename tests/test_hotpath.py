@@ -277,7 +277,8 @@ _auditing = False
 
 
 def _audit(event, args):
-    if _auditing and event.startswith("repynet."):
+    # The limits code's events only: the set-up calls raise events of their own.
+    if _auditing and event in ("repynet.denied", "repynet.ratewait"):
         _audited.append((event, args))
 
 
