@@ -251,6 +251,8 @@ api_gethostbyname(NetworkApiObject *self, PyObject *const *args,
                   Py_ssize_t nargs, PyObject *kwnames)
 {
     repynet_state *state = self->state;
+    if (nargs == 1 && PySys_Audit("repynet.gethostbyname", "O", args[0]) < 0)
+        return NULL;
     if (lookup_args(state, "gethostbyname", args, nargs, kwnames) < 0)
         return NULL;
     if (PyUnicode_GET_LENGTH(args[0]) == 0)
@@ -268,6 +270,8 @@ api_getaddripv6(NetworkApiObject *self, PyObject *const *args,
                 Py_ssize_t nargs, PyObject *kwnames)
 {
     repynet_state *state = self->state;
+    if (nargs == 1 && PySys_Audit("repynet.getAddripv6", "O", args[0]) < 0)
+        return NULL;
     if (lookup_args(state, "getAddripv6", args, nargs, kwnames) < 0)
         return NULL;
     return resolve(state, args[0], AF_INET6);
@@ -321,6 +325,8 @@ static PyObject *
 api_getmyip(NetworkApiObject *self, PyObject *const *args, Py_ssize_t nargs,
             PyObject *kwnames)
 {
+    if (PySys_Audit("repynet.getmyip", NULL) < 0)
+        return NULL;
     if (repynet_check_arity(self->state, "getmyip", nargs, kwnames, 0) < 0)
         return NULL;
     return getmyip_family(self->state, AF_INET, self->state->probes_v4);
@@ -330,6 +336,8 @@ static PyObject *
 api_getmyip_ipv6(NetworkApiObject *self, PyObject *const *args,
                  Py_ssize_t nargs, PyObject *kwnames)
 {
+    if (PySys_Audit("repynet.getmyip_ipv6", NULL) < 0)
+        return NULL;
     if (repynet_check_arity(self->state, "getmyip_ipv6", nargs, kwnames, 0) < 0)
         return NULL;
     return getmyip_family(self->state, AF_INET6, self->state->probes_v6);
@@ -338,14 +346,13 @@ api_getmyip_ipv6(NetworkApiObject *self, PyObject *const *args,
 /* --- sendmessage (spec 2.3) --------------------------------------------------------- */
 
 /* Waits, GIL released, until fd is writable; -1 with an exception on a
- * signal. */
+ * signal (nothing has been sent yet). */
 static int
-wait_writable(int fd)
+wait_writable(repynet_state *state, int fd)
 {
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = rn_wait_fd(fd, POLLOUT, 1000);
-    Py_END_ALLOW_THREADS
+    PyThreadState *saved = repynet_release();
+    int rc = rn_wait_fd(fd, POLLOUT, 1000);
+    repynet_take(state, saved);
     if (rc == -EINTR)
         return PyErr_CheckSignals();
     return 0;
@@ -358,7 +365,7 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
     repynet_state *state = self->state;
     endpoint_args dest, local;
     Py_buffer view = {.obj = NULL};
-    PyObject *result = NULL;
+    PyObject *result = NULL, *listener = NULL;
     int fd = -1, temporary = 0;
 
     if (repynet_check_arity(state, "sendmessage", nargs, kwnames, 5) < 0 ||
@@ -391,12 +398,14 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
     if (repynet_charge_send(state, loopback, 0.0) < 0)
         goto done;
 
-    /* Replies reach a listener on the same pair: send from it (spec 2.3). */
+    /* Replies reach a listener on the same pair: send from it (spec 2.3).
+     * It stays in use (its fd open) while the call runs, even if another
+     * thread closes it during a wait (D32). */
     rn_tuple_t key;
     rn_tuple_local(&key, &local.addr, local.port);
-    PyObject *listener = rn_table_lookup(state->udp_listeners, &key);
+    listener = rn_table_lookup(state->udp_listeners, &key);
     if (listener != NULL) {
-        fd = repynet_udp_listener_fd(listener);
+        fd = repynet_socket_use(listener);
     }
     else {
         fd = rn_udp_bound(&local.addr, local.port);
@@ -411,31 +420,21 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
         goto done;
     }
     /* D11: the outsocket is held only while the call runs. */
-    int counted = temporary;
-    if (counted &&
-        repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
+    if (temporary &&
+        repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0)
         goto done;
-    }
+    rn_io_t io = {.op = RN_IO_SENDTO, .buf = view.buf, .len = (size_t)view.len,
+                  .peer = dest.addr, .peer_port = dest.port};
     ssize_t sent;
     for (;;) {
-        sent = rn_sendto(fd, view.buf, (size_t)view.len, &dest.addr, dest.port);
+        sent = rn_sock_io(fd, &io);
         if (sent >= 0 ||
             repynet_errno_class(REPYNET_CALL_SENDMESSAGE, (int)sent) != REPYNET_EXC_RETRY)
             break;
-        if (!temporary) {
-            /* The wait releases the GIL, and another thread may close the
-             * listener meanwhile: go on through a socket of our own. */
-            fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-            if (fd < 0) {
-                sent = -errno;
-                break;
-            }
-            temporary = 1;
-        }
-        if (wait_writable(fd) < 0)
+        if (wait_writable(state, fd) < 0)
             break;
     }
-    if (counted)
+    if (temporary)
         rn_counter_release(&state->resources->outsockets);
     if (PyErr_Occurred())
         goto done;
@@ -443,12 +442,15 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
         repynet_raise_errno(state, REPYNET_CALL_SENDMESSAGE, (int)sent, "sendto");
         goto done;
     }
-    if (repynet_charge_send(state, loopback, 64.0 + (double)sent) < 0)
-        goto done;
+    /* After the work: never fails (see repynet_charge_send). */
+    repynet_charge_send(state, loopback, 64.0 + (double)sent);
+    repynet_gil_turn(state);
     result = PyLong_FromSsize_t(sent);
 done:
     if (temporary)
         close(fd);
+    if (listener != NULL)
+        repynet_socket_unuse(listener);
     repynet_release_data(&view);
     return result;
 }
@@ -463,6 +465,10 @@ listen_on(NetworkApiObject *self, PyObject *const *args, Py_ssize_t nargs,
     endpoint_args local;
     rn_tuple_t key;
     repynet_call_t call = tcp ? REPYNET_CALL_LISTEN_TCP : REPYNET_CALL_LISTEN_UDP;
+    if (nargs == 2 &&
+        PySys_Audit(tcp ? "repynet.listenforconnection" : "repynet.listenformessage",
+                    "OO", args[0], args[1]) < 0)
+        return NULL;
 
     if (repynet_check_arity(state, tcp ? "listenforconnection" : "listenformessage",
                             nargs, kwnames, 2) < 0 ||
@@ -602,6 +608,9 @@ api_openconnection(NetworkApiObject *self, PyObject *const *args,
     double timeout;
 
     memset(&key, 0, sizeof(key));
+    if (nargs == 5 && PySys_Audit("repynet.openconnection", "OOOOO", args[0],
+                                  args[1], args[2], args[3], args[4]) < 0)
+        return NULL;
     if (repynet_check_arity(state, "openconnection", nargs, kwnames, 5) < 0 ||
         repynet_arg_str(state, args[0], "destip") < 0 ||
         repynet_arg_str(state, args[2], "localip") < 0 ||
@@ -632,7 +641,7 @@ api_openconnection(NetworkApiObject *self, PyObject *const *args,
     /* D26: connect errors win over ResourceExhaustedError; the peer sees
      * a connection that is then dropped, as in the original. */
     if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
-        rn_sock_close(fd);
+        rn_sock_close(fd, true);
         return NULL;
     }
     PyObject *sock = repynet_tcp_socket_new(state, fd, self->text, &key);
@@ -687,22 +696,25 @@ api_get_text(NetworkApiObject *self, void *closure)
 
 static PyMethodDef api_methods[] = {
     API_METHOD("gethostbyname", api_gethostbyname,
-               "gethostbyname(name) -> str: an IPv4 address of name."),
+               "gethostbyname($self, name, /)\n--\n\nAn IPv4 address of name, as a str."),
     API_METHOD("getAddripv6", api_getaddripv6,
-               "getAddripv6(name) -> list of str: the IPv6 addresses of name."),
+               "getAddripv6($self, name, /)\n--\n\nThe IPv6 addresses of name, a list of str."),
     API_METHOD("getmyip", api_getmyip,
-               "getmyip() -> str: the local IPv4 address with a route out."),
+               "getmyip($self, /)\n--\n\nThe local IPv4 address with a route out, as a str."),
     API_METHOD("getmyip_ipv6", api_getmyip_ipv6,
-               "getmyip_ipv6() -> str: the local IPv6 address with a route out."),
+               "getmyip_ipv6($self, /)\n--\n\nThe local IPv6 address with a route out, as a str."),
     API_METHOD("sendmessage", api_sendmessage,
-               "sendmessage(destip, destport, message, localip, localport) -> int."),
+               "sendmessage($self, destip, destport, message, localip, localport, /)\n--\n\n"
+               "Send one UDP datagram; returns the number of bytes sent."),
     API_METHOD("listenformessage", api_listenformessage,
-               "listenformessage(localip, localport) -> UDPServerSocket."),
+               "listenformessage($self, localip, localport, /)\n--\n\n"
+               "Listen for UDP datagrams; returns a UDPServerSocket."),
     API_METHOD("openconnection", api_openconnection,
-               "openconnection(destip, destport, localip, localport, timeout) "
-               "-> TCPSocket."),
+               "openconnection($self, destip, destport, localip, localport, timeout, /)\n--\n\n"
+               "Open a TCP connection; returns a TCPSocket."),
     API_METHOD("listenforconnection", api_listenforconnection,
-               "listenforconnection(localip, localport) -> TCPServerSocket."),
+               "listenforconnection($self, localip, localport, /)\n--\n\n"
+               "Listen for TCP connections; returns a TCPServerSocket."),
     {NULL, NULL, 0, NULL},
 };
 

@@ -423,7 +423,7 @@ v1_openconn(PyObject *module, PyObject *args)
         goto error;
     int rc = rn_sock_local(fd, &key.local.addr, &key.local.port);
     if (rc < 0) {
-        rn_sock_close(fd);
+        rn_sock_close(fd, true);
         repynet_raise_chained(state, REPYNET_EXC_INTERNAL, rc, "getsockname");
         goto error;
     }

@@ -155,6 +155,8 @@ class Program:
         # Taken once, by the first thread that ends the process.
         self._exit_lock = threading.Lock()
         self._random_bucket = RateBucket("random")
+        # Called just before the process ends early (the runner's --summary).
+        self.on_exit = None
 
     # --- the namespace ----------------------------------------------------
 
@@ -394,6 +396,8 @@ class Program:
                 self._log_lock.release()
 
     def _exit_now(self, status):
+        if self.on_exit is not None:
+            self.on_exit()
         try:
             self._stderr.flush()
         except (OSError, ValueError):

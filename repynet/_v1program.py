@@ -177,15 +177,21 @@ class V1Program(_program.Program):
         return 0
 
 
-def run(path: str, code: CodeType, callargs: list[str], builtins: Any = None) -> int:
+def run(path: str, code: CodeType, callargs: list[str], builtins: Any = None,
+        on_exit: Callable[[], None] | None = None) -> int:
     """``python -m repynet run --api v1``: the exit status.
 
     ``builtins`` is the ``__builtins__`` the program was compiled for (the
-    Python 2 names a translated program relies on), or None for Python's.
+    Python 2 names a translated program relies on), or None for Python's;
+    ``on_exit`` runs when the program ends, however it ends (``--summary``).
     """
     program = V1Program(path, callargs)
+    program.on_exit = on_exit
     try:
-        return program.run(code, builtins)
+        status = program.run(code, builtins)
+        if on_exit is not None:
+            on_exit()
+        return status
     except errors.ResourceExhaustedError as err:
         sys.stderr.write("repynet run: the program's main thread needs one 'events' item\n"
                          f"{type(err).__name__}: {err}\n")

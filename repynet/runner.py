@@ -14,11 +14,15 @@ Exit status: 0 when the program and its threads finish or it calls
 unreadable program or a bad restrictions file; 130 on SIGINT.
 """
 
+from __future__ import annotations
+
 import signal
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import __version__, _program, _repynet, _v1program, api_namespace, dylink, errors
+from . import _observe as observe
 from .py2compat import SOURCE_LANGUAGES, CompileOverflowError, TranslationCache
 from .restrictions import Restrictions, RestrictionsError, getresources, set_restrictions
 
@@ -46,6 +50,9 @@ options:
                        parses as Python 2 runs with its Python 2 meaning)
   --lib DIR            look for dylink modules in DIR after the program's
                        directory (repeatable; then $REPY_PATH)
+  --trace              log every denied call and every rate wait to stderr
+  --summary            at the end, print the final getresources() figures
+                       and the seconds waited for each rate to stderr
   -h, --help           show this help and exit
   --version            show the version and exit
 
@@ -60,7 +67,7 @@ programs by operating-system means: a separate user, a network namespace
 
 _VALUE_OPTIONS = ("--restrictions", "--api", "--ip", "--iface")
 _VALUE_OPTIONS += ("--source", "--lib")
-_FLAG_OPTIONS = ("--nootherips", "--help", "-h", "--version")
+_FLAG_OPTIONS = ("--nootherips", "--trace", "--summary", "--help", "-h", "--version")
 _API_VERSIONS = ("v2", "v1")
 STATUS_USAGE = 2
 STATUS_INTERRUPTED = 130
@@ -81,11 +88,13 @@ class Options:
     nootherips: bool = False
     source: str = None
     lib_dirs: list = field(default_factory=list)
+    trace: bool = False
+    summary: bool = False
     show_help: bool = False
     show_version: bool = False
 
 
-def parse_command_line(argv):
+def parse_command_line(argv: list[str]) -> Options:
     """The Options of ``run``'s arguments; raises UsageError."""
     options = Options()
     index = 0
@@ -119,7 +128,7 @@ def parse_command_line(argv):
     return options
 
 
-def _take_option(argv, index, options):
+def _take_option(argv: list[str], index: int, options: Options) -> int | None:
     """Applies the known option at argv[index]; the next index, or None."""
     token = argv[index]
     name, has_value, inline_value = token.partition("=") if token.startswith("--") \
@@ -136,6 +145,10 @@ def _take_option(argv, index, options):
     if name in _FLAG_OPTIONS and not has_value:
         if name == "--nootherips":
             options.nootherips = True
+        elif name == "--trace":
+            options.trace = True
+        elif name == "--summary":
+            options.summary = True
         elif name == "--version":
             options.show_version = True
         else:
@@ -144,7 +157,7 @@ def _take_option(argv, index, options):
     return None
 
 
-def _set_value_option(options, name, value):
+def _set_value_option(options: Options, name: str, value: str) -> None:
     if name == "--restrictions":
         if options.restrictions is not None:
             raise UsageError("--restrictions given twice")
@@ -167,28 +180,32 @@ def _set_value_option(options, name, value):
         options.local_addresses.append(("iface", value))
 
 
-def main(argv):
-    """Runs ``python -m repynet run ARGV``; returns the exit status."""
+def main(argv: list[str], prog: str = "python -m repynet") -> int:
+    """Runs ``PROG run ARGV``; returns the exit status.
+
+    prog is how the user called repynet (``repynet`` for the console
+    script), so that usage lines show a command that works.
+    """
     # A parent that ignores SIGINT (a shell's background job) must not make
     # the program immune to Ctrl-C: 130 is part of the contract.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return _run(argv)
+        return _run(argv, prog)
     except KeyboardInterrupt:
         # Interrupted before the program started: no thread to stop.
         sys.stderr.write("repynet run: interrupted\n")
         return STATUS_INTERRUPTED
 
 
-def _run(argv):
+def _run(argv: list[str], prog: str) -> int:
     try:
         options = parse_command_line(argv)
     except UsageError as err:
-        sys.stderr.write(f"repynet run: {err}\n{USAGE}\n"
-                         "(python -m repynet run --help for the options)\n")
+        usage = _as_called(USAGE, prog)
+        sys.stderr.write(f"repynet run: {err}\n{usage}\n({prog} run --help for the options)\n")
         return STATUS_USAGE
     if options.show_help:
-        sys.stdout.write(HELP)
+        sys.stdout.write(_as_called(HELP, prog))
         return 0
     if options.show_version:
         sys.stdout.write(f"repynet {__version__}\n")
@@ -225,6 +242,9 @@ def _run(argv):
     try:
         code = linker.prepare_main(source, namespace)
     except (SyntaxError, ValueError) as err:
+        if source is not None and _looks_like_restrictions(source):
+            sys.stderr.write(_restrictions_hint(options.program, prog))
+            return STATUS_USAGE
         # A program that does not compile is the program's error (status 1),
         # reported as Python would, without the runner's frames.
         sys.stderr.write(_program.format_uncaught(err, skip_frames=1))
@@ -232,10 +252,14 @@ def _run(argv):
     except CompileOverflowError as err:
         sys.stderr.write(f"{err}\n")
         return 1
+    if options.trace:
+        observe.install_trace(sys.stderr)
+    on_exit = (lambda: observe.write_summary(sys.stderr)) if options.summary else None
     if options.api == "v1":
         # Python 2 source needs the builtins its translation relies on.
         return _v1program.run(options.program, code, options.callargs,
-                              builtins=namespace["__builtins__"])
+                              builtins=namespace["__builtins__"], on_exit=on_exit)
+    program.on_exit = on_exit
 
     try:
         program.start(code, namespace)
@@ -244,31 +268,57 @@ def _run(argv):
                          f"{type(err).__name__}: {err}\n")
         return 1
     try:
-        status = program.wait()
+        status: int = program.wait()
     except KeyboardInterrupt:
         sys.stderr.write("repynet run: interrupted\n")
         program.terminate(STATUS_INTERRUPTED)
     sys.stdout.flush()
+    if options.summary:
+        observe.write_summary(sys.stderr)
     return status
 
 
-def _network_namespace():
+def _looks_like_restrictions(source: bytes) -> bool:
+    """Whether a file that does not compile is a restrictions file.
+
+    The original runner took ``repy.py RESTRICTIONS PROGRAM``; given in that
+    order here, the restrictions file lands where PROGRAM goes.
+    """
+    lines = [line.strip() for line in source.decode("utf-8", "replace").splitlines()]
+    statements = [line for line in lines if line and not line.startswith("#")]
+    return bool(statements) and all(line.startswith(("resource ", "call "))
+                                    for line in statements)
+
+
+def _restrictions_hint(path: str, prog: str) -> str:
+    return (f"repynet run: {path} is a restrictions file, not a program.\n"
+            f"The original's order 'repy.py RESTRICTIONS PROGRAM [ARG ...]' is\n"
+            f"  {prog} run --restrictions RESTRICTIONS PROGRAM [ARG ...]\n"
+            f"here.\n")
+
+
+def _as_called(text: str, prog: str) -> str:
+    """text with the command written as the user called it."""
+    return text.replace("python -m repynet", prog)
+
+
+def _network_namespace() -> dict[str, Any]:
     """The V2 network API in text mode, as the program sees it."""
     names = dict(api_namespace(text=True))
     names.setdefault("getresources", _checked_getresources)
     return names
 
 
-def _warn(message):
+def _warn(message: str) -> None:
     sys.stderr.write(f"{message}\n")
 
 
-def _checked_getresources(*args, **kwargs):
+def _checked_getresources(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
     _program._check_arguments("getresources", args, kwargs, 0)
-    return getresources()
+    return tuple(getresources())
 
 
-def _make_stdout_faithful():
+def _make_stdout_faithful() -> None:
     # Text the program logs is written as UTF-8 whatever the locale says, and
     # a string the encoding cannot take is escaped, never an exception.
     reconfigure = getattr(sys.stdout, "reconfigure", None)

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,43 @@ def closing() -> Iterator[Callable[[Any], None]]:
     yield objects.append
     for obj in reversed(objects):
         obj.close()
+
+
+# --- connections --------------------------------------------------------------
+
+
+def _accept_one(server):
+    from repynet import errors
+
+    for _ in range(2000):
+        try:
+            return server.getconnection()[2]
+        except errors.SocketWouldBlockError:
+            time.sleep(0.001)
+    raise AssertionError("the connection never reached the listener")
+
+
+@pytest.fixture
+def accept():
+    """accept(server): the next connection's socket, waiting for it to arrive."""
+    return _accept_one
+
+
+@pytest.fixture
+def connect_pair():
+    """connect_pair(port, client_port) -> (client, accepted, server) on
+    127.0.0.1, all three closed after the test."""
+    import repynet
+
+    made = []
+
+    def connect(port, client_port):
+        server = repynet.listenforconnection("127.0.0.1", port)
+        client = repynet.openconnection("127.0.0.1", port, "127.0.0.1", client_port, 5)
+        accepted = _accept_one(server)
+        made.extend((client, accepted, server))
+        return client, accepted, server
+
+    yield connect
+    for sock in made:
+        sock.close()
