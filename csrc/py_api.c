@@ -12,7 +12,6 @@
 #include "_repynet.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <string.h>
