@@ -71,6 +71,21 @@ repynet_take(repynet_state *state, PyThreadState *saved)
     state->holder_calls = 0;
 }
 
+/* Whether a thread of ours waits to take the GIL back.  A forked child
+ * inherits the count of the parent's waiters, which it does not have. */
+static int
+gil_waiter(repynet_state *state)
+{
+    if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) <= 0)
+        return 0;
+    pid_t me = getpid();
+    if (me == state->gil_pid)
+        return 1;
+    state->gil_pid = me;
+    __atomic_store_n(&state->gil_wanted, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
 /* Releases the GIL until a waiting thread of ours has taken it (bounded,
  * in case it gave up), then queues to take it back. */
 static void
@@ -91,7 +106,7 @@ repynet_gil_turn(repynet_state *state)
 {
     if (++state->holder_calls < REPYNET_TURN_CALLS)
         return;
-    if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) > 0) {
+    if (gil_waiter(state)) {
         hand_over(state);
     }
     else if (repynet_other_threads()) {
@@ -235,7 +250,7 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
     ssize_t rc = -EAGAIN;
     long bound = (long)self->wait_us[writing];
     if (bound == 0) {
-        if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) > 0)
+        if (gil_waiter(state))
             hand_over(state);
         else
             repynet_take(state, repynet_release());
@@ -725,6 +740,7 @@ int
 repynet_sockets_exec(PyObject *module)
 {
     repynet_state *state = repynet_get_state(module);
+    state->gil_pid = getpid();
     if (add_type(module, &tcp_socket_spec, &state->tcp_socket_type) < 0 ||
         add_type(module, &tcp_server_spec, &state->tcp_server_type) < 0 ||
         add_type(module, &udp_server_spec, &state->udp_server_type) < 0)
