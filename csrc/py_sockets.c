@@ -44,7 +44,7 @@
 #define REPYNET_TURN_CALLS 16
 #define REPYNET_HAND_OVER_MAX 0.01
 
-/* --- threads and the GIL (D32) ------------------------------------------------ */
+/* --- threads and the GIL (D32) ------------------------------------------- */
 
 int
 repynet_other_threads(void)
@@ -121,7 +121,7 @@ repynet_gil_turn(repynet_state *state)
     }
 }
 
-/* --- the shared receive buffer ---------------------------------------------------- */
+/* --- the shared receive buffer ------------------------------------------- */
 
 /* A buffer of at least size bytes: the shared one when free and large
  * enough, else a new one.  NULL with MemoryError. */
@@ -146,7 +146,8 @@ take_buffer(repynet_state *state, size_t size)
 static void
 give_buffer(repynet_state *state, char *buffer, size_t size)
 {
-    if (buffer != NULL && size <= REPYNET_SCRATCH_SIZE && state->scratch == NULL)
+    if (buffer != NULL && size <= REPYNET_SCRATCH_SIZE &&
+        state->scratch == NULL)
         state->scratch = buffer;
     else
         PyMem_RawFree(buffer);
@@ -159,7 +160,7 @@ repynet_sockets_free(repynet_state *state)
     state->scratch = NULL;
 }
 
-/* --- fd lifetime -------------------------------------------------------------------- */
+/* --- fd lifetime --------------------------------------------------------- */
 
 static rn_table_t *
 socket_table(RepynetSocketObject *self)
@@ -269,7 +270,8 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
     if (rc >= 0)
         self->wait_us[writing] = REPYNET_WAIT_MAX_US;
     else if (ready == 0)
-        self->wait_us[writing] = bound / 2 < REPYNET_WAIT_MIN_US ? 0 : (unsigned)bound / 2;
+        self->wait_us[writing] =
+            bound / 2 < REPYNET_WAIT_MIN_US ? 0 : (unsigned)(bound / 2);
     return rc;
 }
 
@@ -293,7 +295,7 @@ socket_io(RepynetSocketObject *self, rn_io_t *io)
     return wait_and_retry(self, io, writing);
 }
 
-/* --- shared methods ------------------------------------------------------------------ */
+/* --- shared methods ------------------------------------------------------ */
 
 static PyObject *
 closed_locally(RepynetSocketObject *self)

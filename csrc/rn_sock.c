@@ -252,7 +252,8 @@ int
 rn_wait_fd_us(int fd, short events, long timeout_us)
 {
     struct pollfd pfd = {.fd = fd, .events = events};
-    struct timespec timeout = {timeout_us / 1000000, (timeout_us % 1000000) * 1000};
+    struct timespec timeout = {timeout_us / 1000000,
+                               (timeout_us % 1000000) * 1000};
     int rc = ppoll(&pfd, 1, &timeout, NULL);
     if (rc < 0)
         return -errno;
