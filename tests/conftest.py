@@ -115,6 +115,28 @@ def pytest_collect_file(parent, file_path):
     return None
 
 
+# --- child processes ----------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def children_import_this_repynet():
+    """Every child process imports the repynet this process imported.
+
+    From an installed wheel that is site-packages, not the source tree,
+    which has no built extension unless an in-place build left one there.
+    """
+    import repynet
+
+    saved = os.environ.get("PYTHONPATH")
+    where = os.path.dirname(os.path.dirname(os.path.abspath(repynet.__file__)))
+    os.environ["PYTHONPATH"] = where + (os.pathsep + saved if saved else "")
+    yield
+    if saved is None:
+        del os.environ["PYTHONPATH"]
+    else:
+        os.environ["PYTHONPATH"] = saved
+
+
 # --- loopback families --------------------------------------------------------
 
 
