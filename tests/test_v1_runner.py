@@ -29,8 +29,12 @@ RESTRICTIONS = textwrap.dedent("""\
     """)
 
 
-def run_v1(tmp_path, source, *args, events=10, loopsend=1000000):
-    """Runs source as a V1 program; its ports are PORTS[0..3] (allowed)."""
+def run_v1(tmp_path, source, *args, events=10, loopsend=1000000, language="py3"):
+    """Runs source as a V1 program; its ports are PORTS[0..3] (allowed).
+
+    The programs here are written for Python 3 (`print(a, b)`), which
+    `--source auto` would read as Python 2's print statement of a tuple.
+    """
     ports = free_ports(4, kind=socket.SOCK_STREAM)
     lines = "".join(f"resource connport {p}\nresource messport {p}\n" for p in ports)
     limits = tmp_path / "limits.txt"
@@ -38,8 +42,8 @@ def run_v1(tmp_path, source, *args, events=10, loopsend=1000000):
     program = tmp_path / "prog.repy"
     program.write_text(f"PORTS = {ports!r}\n" + textwrap.dedent(source))
     return subprocess.run(
-        [sys.executable, "-m", "repynet", "run", "--api", "v1", "--restrictions",
-         str(limits), str(program), *args],
+        [sys.executable, "-m", "repynet", "run", "--api", "v1", "--source", language,
+         "--restrictions", str(limits), str(program), *args],
         capture_output=True, timeout=HANG_GUARD)
 
 
@@ -290,8 +294,9 @@ def test_a_v1_restrictions_file_runs_and_its_call_rules_are_not_enforced(tmp_pat
             sendmess('127.0.0.1', {ports[0]}, 'allowed anyway', '127.0.0.1', {ports[1]})
         """))
     result = subprocess.run(
-        [sys.executable, "-m", "repynet", "run", "--api", "v1", "--restrictions",
-         str(limits), str(program)], capture_output=True, timeout=HANG_GUARD)
+        [sys.executable, "-m", "repynet", "run", "--api", "v1", "--source", "py3",
+         "--restrictions", str(limits), str(program)], capture_output=True,
+        timeout=HANG_GUARD)
     assert result.returncode == 0, result.stderr
     assert output(result) == "got allowed anyway\n"
 
@@ -316,6 +321,6 @@ def test_a_python_2_v1_program_runs_with_its_python_2_meaning(tmp_path):
                 stopcomm(ch)
             recvmess('127.0.0.1', PORTS[0], got)
             sendmess('127.0.0.1', PORTS[0], 'ping', '127.0.0.1', PORTS[1])
-        """)
+        """, language="auto")
     assert result.returncode == 0, result.stderr
     assert output(result) == "half 3\ngot ping 2\n"
