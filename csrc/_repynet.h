@@ -158,6 +158,7 @@ typedef struct repynet_state {
      * holder made since (under the GIL), and a receive buffer free for the
      * next call (NULL while a call without the GIL uses it). */
     int gil_wanted;
+    pid_t gil_pid; /* the process gil_wanted counts threads of */
     unsigned long gil_takes;
     unsigned holder_calls;
     char *scratch;

@@ -12,7 +12,6 @@
 #include "_repynet.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <string.h>
@@ -641,7 +640,7 @@ api_openconnection(NetworkApiObject *self, PyObject *const *args,
     /* D26: connect errors win over ResourceExhaustedError; the peer sees
      * a connection that is then dropped, as in the original. */
     if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
-        rn_sock_close(fd, true);
+        rn_sock_close(fd);
         return NULL;
     }
     PyObject *sock = repynet_tcp_socket_new(state, fd, self->text, &key);

@@ -73,7 +73,8 @@ charge(repynet_state *state, rn_rate_t *rate, const char *name, double amount)
         if (after_work) /* restrictions changed during the call */
             return 0;
         return deny(state, REPYNET_EXC_RESOURCE_FORBIDDEN, name,
-                    "restricted to 0", "Resource '%s' is restricted to 0", name);
+                    "restricted to 0", "Resource '%s' is restricted to 0",
+                    name);
     }
     /* The waits before most calls charge nothing: skip the clock then. */
     if (!after_work && rn_rate_within_limit(rate))

@@ -44,7 +44,7 @@
 #define REPYNET_TURN_CALLS 16
 #define REPYNET_HAND_OVER_MAX 0.01
 
-/* --- threads and the GIL (D32) ------------------------------------------------ */
+/* --- threads and the GIL (D32) ------------------------------------------- */
 
 int
 repynet_other_threads(void)
@@ -71,6 +71,21 @@ repynet_take(repynet_state *state, PyThreadState *saved)
     state->holder_calls = 0;
 }
 
+/* Whether a thread of ours waits to take the GIL back.  A forked child
+ * inherits the count of the parent's waiters, which it does not have. */
+static int
+gil_waiter(repynet_state *state)
+{
+    if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) <= 0)
+        return 0;
+    pid_t me = getpid();
+    if (me == state->gil_pid)
+        return 1;
+    state->gil_pid = me;
+    __atomic_store_n(&state->gil_wanted, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
 /* Releases the GIL until a waiting thread of ours has taken it (bounded,
  * in case it gave up), then queues to take it back. */
 static void
@@ -91,7 +106,7 @@ repynet_gil_turn(repynet_state *state)
 {
     if (++state->holder_calls < REPYNET_TURN_CALLS)
         return;
-    if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) > 0) {
+    if (gil_waiter(state)) {
         hand_over(state);
     }
     else if (repynet_other_threads()) {
@@ -106,7 +121,7 @@ repynet_gil_turn(repynet_state *state)
     }
 }
 
-/* --- the shared receive buffer ---------------------------------------------------- */
+/* --- the shared receive buffer ------------------------------------------- */
 
 /* A buffer of at least size bytes: the shared one when free and large
  * enough, else a new one.  NULL with MemoryError. */
@@ -131,7 +146,8 @@ take_buffer(repynet_state *state, size_t size)
 static void
 give_buffer(repynet_state *state, char *buffer, size_t size)
 {
-    if (buffer != NULL && size <= REPYNET_SCRATCH_SIZE && state->scratch == NULL)
+    if (buffer != NULL && size <= REPYNET_SCRATCH_SIZE &&
+        state->scratch == NULL)
         state->scratch = buffer;
     else
         PyMem_RawFree(buffer);
@@ -144,7 +160,7 @@ repynet_sockets_free(repynet_state *state)
     state->scratch = NULL;
 }
 
-/* --- fd lifetime -------------------------------------------------------------------- */
+/* --- fd lifetime --------------------------------------------------------- */
 
 static rn_table_t *
 socket_table(RepynetSocketObject *self)
@@ -188,13 +204,12 @@ socket_release(RepynetSocketObject *self, int explicit_close)
     rn_counter_release(socket_counter(self));
     bool shut_down = explicit_close && self->kind == REPYNET_LIVE_TCP_SOCKET &&
                      self->owner == getpid();
-    if (self->users == 0) {
-        rn_sock_close(fd, shut_down);
-        return;
-    }
     if (shut_down)
         shutdown(fd, SHUT_WR);
-    self->orphan_fd = fd;
+    if (self->users == 0)
+        close(fd);
+    else
+        self->orphan_fd = fd;
 }
 
 static void
@@ -235,7 +250,7 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
     ssize_t rc = -EAGAIN;
     long bound = (long)self->wait_us[writing];
     if (bound == 0) {
-        if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) > 0)
+        if (gil_waiter(state))
             hand_over(state);
         else
             repynet_take(state, repynet_release());
@@ -254,7 +269,8 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
     if (rc >= 0)
         self->wait_us[writing] = REPYNET_WAIT_MAX_US;
     else if (ready == 0)
-        self->wait_us[writing] = bound / 2 < REPYNET_WAIT_MIN_US ? 0 : (unsigned)bound / 2;
+        self->wait_us[writing] =
+            bound / 2 < REPYNET_WAIT_MIN_US ? 0 : (unsigned)(bound / 2);
     return rc;
 }
 
@@ -278,7 +294,7 @@ socket_io(RepynetSocketObject *self, rn_io_t *io)
     return wait_and_retry(self, io, writing);
 }
 
-/* --- shared methods ------------------------------------------------------------------ */
+/* --- shared methods ------------------------------------------------------ */
 
 static PyObject *
 closed_locally(RepynetSocketObject *self)
@@ -725,6 +741,7 @@ int
 repynet_sockets_exec(PyObject *module)
 {
     repynet_state *state = repynet_get_state(module);
+    state->gil_pid = getpid();
     if (add_type(module, &tcp_socket_spec, &state->tcp_socket_type) < 0 ||
         add_type(module, &tcp_server_spec, &state->tcp_server_type) < 0 ||
         add_type(module, &udp_server_spec, &state->udp_server_type) < 0)

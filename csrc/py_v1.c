@@ -423,7 +423,7 @@ v1_openconn(PyObject *module, PyObject *args)
         goto error;
     int rc = rn_sock_local(fd, &key.local.addr, &key.local.port);
     if (rc < 0) {
-        rn_sock_close(fd, true);
+        rn_sock_close(fd);
         repynet_raise_chained(state, REPYNET_EXC_INTERNAL, rc, "getsockname");
         goto error;
     }
@@ -568,8 +568,11 @@ v1_blocking(PyObject *module, PyObject *args, const char *method,
     PyObject *would_block = state->exceptions[REPYNET_EXC_SOCKET_WOULD_BLOCK];
     for (int must_wait = wait_first;; must_wait = 1) {
         if (must_wait) {
-            int fd = ((RepynetSocketObject *)sock)->fd;
+            /* The in-use count keeps the fd from being closed (and its
+             * number reused) while the GIL is released in the wait (D32). */
+            int fd = repynet_socket_use(sock);
             int ready = fd < 0 ? 0 : v1_poll(fd, events, wake_fd);
+            repynet_socket_unuse(sock);
             if (ready < 0)
                 return NULL;
             if (ready == 0)

@@ -217,10 +217,9 @@ rn_sock_local(int fd, rn_addr_t *addr, uint16_t *port)
 }
 
 void
-rn_sock_close(int fd, bool shut_down)
+rn_sock_close(int fd)
 {
-    if (shut_down)
-        shutdown(fd, SHUT_WR);
+    shutdown(fd, SHUT_WR);
     close(fd);
 }
 
@@ -252,7 +251,8 @@ int
 rn_wait_fd_us(int fd, short events, long timeout_us)
 {
     struct pollfd pfd = {.fd = fd, .events = events};
-    struct timespec timeout = {timeout_us / 1000000, (timeout_us % 1000000) * 1000};
+    struct timespec timeout = {timeout_us / 1000000,
+                               (timeout_us % 1000000) * 1000};
     int rc = ppoll(&pfd, 1, &timeout, NULL);
     if (rc < 0)
         return -errno;

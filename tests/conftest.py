@@ -279,7 +279,7 @@ def closing() -> Iterator[Callable[[Any], None]]:
 # --- connections --------------------------------------------------------------
 
 
-def _accept_one(server):
+def _accept_one(server: Any) -> Any:
     from repynet import errors
 
     for _ in range(2000):
@@ -291,20 +291,20 @@ def _accept_one(server):
 
 
 @pytest.fixture
-def accept():
+def accept() -> Callable[[Any], Any]:
     """accept(server): the next connection's socket, waiting for it to arrive."""
     return _accept_one
 
 
 @pytest.fixture
-def connect_pair():
+def connect_pair() -> Iterator[Callable[[int, int], tuple[Any, Any, Any]]]:
     """connect_pair(port, client_port) -> (client, accepted, server) on
     127.0.0.1, all three closed after the test."""
     import repynet
 
-    made = []
+    made: list[Any] = []
 
-    def connect(port, client_port):
+    def connect(port: int, client_port: int) -> tuple[Any, Any, Any]:
         server = repynet.listenforconnection("127.0.0.1", port)
         client = repynet.openconnection("127.0.0.1", port, "127.0.0.1", client_port, 5)
         accepted = _accept_one(server)

@@ -60,7 +60,7 @@ def _run(target):
     return thread, errors_seen
 
 
-# --- hand-over (SRS: D32) --------------------------------------------------------
+# --- hand-over (spec D32) --------------------------------------------------------
 
 
 def test_busy_retry_ping_pong_hands_the_gil_over_at_would_block(pair, no_forced_switches):
@@ -131,7 +131,7 @@ def test_a_sender_that_never_blocks_does_not_starve_the_receiver(no_forced_switc
     assert received == sorted(received)
 
 
-# --- fd lifetime (SRS: D32) ----------------------------------------------------------
+# --- fd lifetime (spec D32) ----------------------------------------------------------
 
 _PPOLL = {"x86_64": 271, "aarch64": 73}.get(platform.machine())
 
