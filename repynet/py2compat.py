@@ -188,9 +188,13 @@ class _Python2ParseError(Exception):
         self.column = column
 
     def syntax_error(self, filename: str, text: str) -> SyntaxError:
-        return SyntaxError(f"{self.args[0]} (Python 2 source)",
-                           (filename, self.lineno, self.column + 1,
-                            _source_line(text, self.lineno)))
+        message = f"{self.args[0]} (Python 2 source)"
+        error = SyntaxError(message, (filename, self.lineno, self.column + 1,
+                                      _source_line(text, self.lineno)))
+        # CPython 3.9's SyntaxError rewrites the message of a line starting
+        # with `print ` ("Missing parentheses ..."): set it back.
+        error.msg = message
+        return error
 
 
 def _source_line(text: str, lineno: int | None) -> str:
