@@ -566,7 +566,8 @@ class V1Network:
 
     def _close_listener(self, listener: _Listener) -> None:
         listener.closed = True
-        del self._listeners[(listener.tcp, *listener.local)]
+        key = (listener.tcp, *listener.local)
+        del self._listeners[key]
         del self._by_key[listener.key]
         if self._ready is not None:
             self._ready.unwatch(listener.key)  # before the fd is closed

@@ -6,6 +6,7 @@ Time bounds are lower bounds only.
 """
 
 import gc
+import runpy
 import socket
 import struct
 import subprocess
@@ -13,11 +14,15 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from test_runner import free_ports as free_udp_ports
 
 from repynet import _repynet, errors, v1
+
+# Loaded by path: the suite also runs with --import-mode=importlib.
+free_udp_ports = runpy.run_path(
+    str(Path(__file__).resolve().parent / "test_runner.py"))["free_ports"]
 
 HANG_GUARD = 30  # seconds: only stops a broken test from hanging the run
 

@@ -4,6 +4,7 @@ Each test runs a Python-3-valid V1 program in a subprocess with its own
 restrictions file allowing free ports; loopback only; lower time bounds only.
 """
 
+import runpy
 import socket
 import subprocess
 import sys
@@ -11,7 +12,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_runner import free_ports
+
+# Loaded by path: the suite also runs with --import-mode=importlib.
+free_ports = runpy.run_path(str(Path(__file__).resolve().parent / "test_runner.py"))["free_ports"]
 
 HANG_GUARD = 120
 
