@@ -22,7 +22,8 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Optional
+from types import CodeType
+from typing import Any, Callable, Iterable, NoReturn, Optional, TextIO, cast
 
 from . import _repynet, errors
 from .restrictions import current_restrictions
@@ -43,7 +44,8 @@ _HIDDEN_FRAME_FILES = (DISPATCH_FILENAME, *(
     for name in ("dylink.py", "py2compat.py")))
 
 
-def _check_arguments(function_name, args, kwargs, count):
+def _check_arguments(function_name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                     count: int) -> None:
     """Repy's wrapper rules 1 and 2: no keywords, exactly ``count`` positionals."""
     if kwargs:
         raise errors.RepyArgumentError(
@@ -54,7 +56,7 @@ def _check_arguments(function_name, args, kwargs, count):
             f"({len(args)} given)")
 
 
-def _seconds(value):
+def _seconds(value: object) -> Optional[float]:
     """A sleep duration: int or float (not bool), finite, >= 0; else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -78,10 +80,10 @@ class RepyLock:
 
     __slots__ = ("_lock",)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
 
-    def acquire(self, *args, **kwargs):
+    def acquire(self, *args: Any, **kwargs: Any) -> bool:
         _check_arguments("acquire", args, kwargs, 1)
         blocking = args[0]
         if type(blocking) is not bool:
@@ -89,7 +91,7 @@ class RepyLock:
                 f"acquire() needs a bool, got {type(blocking).__name__}")
         return self._lock.acquire(blocking)
 
-    def release(self, *args, **kwargs):
+    def release(self, *args: Any, **kwargs: Any) -> None:
         _check_arguments("release", args, kwargs, 0)
         try:
             self._lock.release()
@@ -122,7 +124,9 @@ class RateBucket:
         """
         with self._lock:
             while True:
-                rate = float(current_restrictions()[self.resource])
+                restrictions = current_restrictions()
+                assert restrictions is not None, "import repynet puts the default in force"
+                rate = float(cast(float, restrictions[self.resource]))
                 if rate <= 0:
                     self._used = 0.0
                     return
@@ -138,7 +142,8 @@ class RateBucket:
 class Program:
     """The state one program's namespace functions share with the runner."""
 
-    def __init__(self, path, callargs, stdout=None, stderr=None):
+    def __init__(self, path: str, callargs: Iterable[str], stdout: Optional[TextIO] = None,
+                 stderr: Optional[TextIO] = None) -> None:
         self.path = path
         self.callargs = list(callargs)
         self._stdout = stdout if stdout is not None else sys.stdout
@@ -156,7 +161,7 @@ class Program:
         self._exit_lock = threading.Lock()
         self._random_bucket = RateBucket("random")
         # Called just before the process ends early (the runner's --summary).
-        self.on_exit = None
+        self.on_exit: Optional[Callable[[], None]] = None
 
     # --- the namespace ----------------------------------------------------
 
@@ -243,7 +248,7 @@ class Program:
             return None
         return format_uncaught(exc)
 
-    def sleep(self, *args, **kwargs):
+    def sleep(self, *args: Any, **kwargs: Any) -> None:
         """Sleep at least the given seconds (int or float, >= 0)."""
         _check_arguments("sleep", args, kwargs, 1)
         seconds = _seconds(args[0])
@@ -257,7 +262,7 @@ class Program:
                 return
             time.sleep(min(remaining, _LONGEST_SINGLE_SLEEP))
 
-    def createthread(self, *args, **kwargs):
+    def createthread(self, *args: Any, **kwargs: Any) -> None:
         """Run a function in a new thread; one ``events`` item while it runs."""
         _check_arguments("createthread", args, kwargs, 1)
         function = args[0]
@@ -275,27 +280,27 @@ class Program:
             _repynet._event_release()
             raise errors.ResourceExhaustedError(f"cannot start a thread: {err}") from None
 
-    def createlock(self, *args, **kwargs):
+    def createlock(self, *args: Any, **kwargs: Any) -> RepyLock:
         _check_arguments("createlock", args, kwargs, 0)
         return RepyLock()
 
-    def getruntime(self, *args, **kwargs):
+    def getruntime(self, *args: Any, **kwargs: Any) -> float:
         """Seconds since the program started (a float)."""
         _check_arguments("getruntime", args, kwargs, 0)
         return time.monotonic() - self._started_at
 
-    def getthreadname(self, *args, **kwargs):
+    def getthreadname(self, *args: Any, **kwargs: Any) -> str:
         _check_arguments("getthreadname", args, kwargs, 0)
         return threading.current_thread().name
 
-    def exitall(self, *args, **kwargs):
+    def exitall(self, *args: Any, **kwargs: Any) -> NoReturn:
         """End the whole program now, with status 0."""
         _check_arguments("exitall", args, kwargs, 0)
         self.terminate(0)
 
     # --- running ----------------------------------------------------------
 
-    def start(self, code, namespace):
+    def start(self, code: CodeType, namespace: dict[str, Any]) -> None:
         """Run compiled program code with ``namespace`` as its globals.
 
         The main code runs in its own thread and holds one ``events`` item
@@ -312,7 +317,7 @@ class Program:
             _repynet._event_release()
             raise
 
-    def wait(self, poll_seconds=0.2):
+    def wait(self, poll_seconds: float = 0.2) -> int:
         """Block until every program thread has finished; returns 0.
 
         The wait wakes up every ``poll_seconds`` so that the process's main
@@ -323,12 +328,12 @@ class Program:
             pass
         return 0
 
-    def _run_main(self, code, namespace):
+    def _run_main(self, code: CodeType, namespace: dict[str, Any]) -> None:
         # The program's own code runs like any of its threads.  exec is
         # called directly: a wrapper would add a frame to its tracebacks.
         self._run_thread(exec, code, namespace)
 
-    def _run_thread(self, function, *args):
+    def _run_thread(self, function: Callable[..., Any], *args: Any) -> None:
         try:
             function(*args)
         except builtins.SystemExit as exit_request:
@@ -339,11 +344,11 @@ class Program:
             _repynet._event_release()
             self._thread_finished()
 
-    def _thread_started(self):
+    def _thread_started(self) -> None:
         with self._live_lock:
             self._live += 1
 
-    def _thread_finished(self):
+    def _thread_finished(self) -> None:
         with self._live_lock:
             self._live -= 1
             if self._live == 0:
@@ -351,7 +356,7 @@ class Program:
 
     # --- ending the process -----------------------------------------------
 
-    def fail(self, exc):
+    def fail(self, exc: BaseException) -> NoReturn:
         """Report an uncaught exception and end the process with status 1."""
         self._exit_lock.acquire()
         # The first frame is this module's own (exec or the thread wrapper).
@@ -362,13 +367,13 @@ class Program:
         finally:
             self._exit_now(1)
 
-    def terminate(self, status):
+    def terminate(self, status: int) -> NoReturn:
         """Flush the output and end the process with ``status`` now."""
         self._exit_lock.acquire()
         self._flush_stdout()
         self._exit_now(status)
 
-    def _exit_from(self, exit_request):
+    def _exit_from(self, exit_request: SystemExit) -> NoReturn:
         # sys.exit() in a program behaves as in Python: None is 0, an int is
         # the status, anything else is printed and gives 1.
         code = exit_request.code
@@ -383,7 +388,7 @@ class Program:
         finally:
             self._exit_now(1)
 
-    def _flush_stdout(self):
+    def _flush_stdout(self) -> None:
         # Wait briefly for a log() call in progress so that its output is
         # whole; never forever, since exiting must not depend on a writer.
         locked = self._log_lock.acquire(timeout=2.0)
@@ -395,7 +400,7 @@ class Program:
             if locked:
                 self._log_lock.release()
 
-    def _exit_now(self, status):
+    def _exit_now(self, status: int) -> NoReturn:
         if self.on_exit is not None:
             self.on_exit()
         try:

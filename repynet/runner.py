@@ -65,7 +65,7 @@ programs by operating-system means: a separate user, a network namespace
 (unshare -n), seccomp, a container.
 """
 
-_VALUE_OPTIONS = ("--restrictions", "--api", "--ip", "--iface")
+_VALUE_OPTIONS: tuple[str, ...] = ("--restrictions", "--api", "--ip", "--iface")
 _VALUE_OPTIONS += ("--source", "--lib")
 _FLAG_OPTIONS = ("--nootherips", "--trace", "--summary", "--help", "-h", "--version")
 _API_VERSIONS = ("v2", "v1")
@@ -79,15 +79,15 @@ class UsageError(Exception):
 
 @dataclass
 class Options:
-    program: str = None
-    callargs: list = field(default_factory=list)
-    restrictions: str = None
-    api: str = None
+    program: str | None = None
+    callargs: list[str] = field(default_factory=list)
+    restrictions: str | None = None
+    api: str | None = None
     # ("ip", ADDR) and ("iface", NAME) in command-line order.
-    local_addresses: list = field(default_factory=list)
+    local_addresses: list[tuple[str, str]] = field(default_factory=list)
     nootherips: bool = False
-    source: str = None
-    lib_dirs: list = field(default_factory=list)
+    source: str | None = None
+    lib_dirs: list[str] = field(default_factory=list)
     trace: bool = False
     summary: bool = False
     show_help: bool = False
@@ -210,6 +210,8 @@ def _run(argv: list[str], prog: str) -> int:
     if options.show_version:
         sys.stdout.write(f"repynet {__version__}\n")
         return 0
+    # parse_command_line leaves PROGRAM unset only for --help or --version.
+    assert options.program is not None
     if options.restrictions is not None:
         try:
             restrictions = Restrictions.from_file(options.restrictions)
