@@ -1,5 +1,3 @@
-# mypy: disable-error-code="no-untyped-call"
-# (_program.py, whose Program this module subclasses, is not annotated yet.)
 """One Repy V1 program's run (``python -m repynet run --api v1``).
 
 The V1 program model over the V2 runner's machinery (``_program.Program``):
