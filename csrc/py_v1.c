@@ -28,6 +28,8 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -618,6 +620,32 @@ v1_fileno(PyObject *module, PyObject *obj)
     return PyLong_FromLong(((RepynetSocketObject *)obj)->fd);
 }
 
+/* _v1_wake_fd() -> a new eventfd (CLOEXEC, non-blocking) for a V1 socket's
+ * waiters; os.eventfd is 3.10+ and repynet supports 3.9. */
+static PyObject *
+v1_wake_fd(PyObject *module, PyObject *unused)
+{
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(fd);
+}
+
+/* _v1_wake(fd): makes a wake-up eventfd readable, for good (nobody reads
+ * it), so every waiter, now or later, wakes at once. */
+static PyObject *
+v1_wake(PyObject *module, PyObject *arg)
+{
+    int fd;
+    uint64_t one = 1;
+    if (repynet_as_int(arg, &fd) < 0)
+        return NULL;
+    /* EAGAIN cannot happen: the counter stays far below its maximum. */
+    if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef v1_module_methods[] = {
     {"_v1_openconn", v1_openconn, METH_VARARGS,
      "_v1_openconn(text, destip, destport, localip, localport, timeout) -> "
@@ -634,6 +662,10 @@ static PyMethodDef v1_module_methods[] = {
      "same way."},
     {"_v1_fileno", v1_fileno, METH_O,
      "_v1_fileno(sock) -> the fd of a repynet socket, -1 once closed."},
+    {"_v1_wake_fd", v1_wake_fd, METH_NOARGS,
+     "_v1_wake_fd() -> a new wake-up eventfd (CLOEXEC, non-blocking)."},
+    {"_v1_wake", v1_wake, METH_O,
+     "_v1_wake(fd): make a wake-up eventfd readable for good."},
     {NULL, NULL, 0, NULL},
 };
 

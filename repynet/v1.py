@@ -198,7 +198,7 @@ class _Connection:
             if self.closed:
                 raise Exception("Socket closed")
             if self.wake_fd < 0:
-                self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+                self.wake_fd = _repynet._v1_wake_fd()
             return self.wake_fd
 
     def close(self) -> bool:
@@ -207,7 +207,7 @@ class _Connection:
                 return False
             self.closed = True
             if self.wake_fd >= 0:
-                os.eventfd_write(self.wake_fd, 1)
+                _repynet._v1_wake(self.wake_fd)
         self.sock.close()
         return True
 
