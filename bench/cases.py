@@ -15,6 +15,7 @@ overhead of the API rather than scheduler wake-ups.
 """
 
 import argparse
+import builtins
 import errno
 import gc
 import json
@@ -84,7 +85,7 @@ def allow_ports(ports):
     return repynet
 
 
-def raw_socket(family, kind, ip, port):
+def raw_socket(family: int, kind: int, ip: str, port: int) -> socket.socket:
     """A bound non-blocking socket with the options repynet would set."""
     sock = socket.socket(family, kind)
     try:
@@ -103,15 +104,17 @@ def raw_socket(family, kind, ip, port):
     return sock
 
 
-def raw_connect(family, ip, local_port, server_port):
+def raw_connect(family: int, local_ip: str, local_port: int, server_ip: str, server_port: int,
+                timeout: float = CONNECT_TIMEOUT) -> socket.socket:
     """openconnection the raw way: bind, non-blocking connect, wait, check."""
-    sock = raw_socket(family, socket.SOCK_STREAM, ip, local_port)
+    sock = raw_socket(family, socket.SOCK_STREAM, local_ip, local_port)
     try:
-        err = sock.connect_ex((ip, server_port))
+        err = sock.connect_ex((server_ip, server_port))
         if err == errno.EINPROGRESS:
             poller = select.poll()
             poller.register(sock, select.POLLOUT)
-            poller.poll(CONNECT_TIMEOUT * 1000)
+            if not poller.poll(timeout * 1000):
+                raise builtins.TimeoutError(errno.ETIMEDOUT, "connect timed out")
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             raise OSError(err, errno.errorcode.get(err, "connect failed"))
@@ -170,7 +173,7 @@ class Endpoints:
         if self.repynet:
             return self.repynet.openconnection(self.ip, server_port, self.ip, local_port,
                                                CONNECT_TIMEOUT)
-        return raw_connect(self.family, self.ip, local_port, server_port)
+        return raw_connect(self.family, self.ip, local_port, self.ip, server_port)
 
     def tcp_pair(self):
         """(client, server side) of one connected TCP connection."""
