@@ -23,6 +23,7 @@ import select
 import socket
 import sys
 import time
+from typing import Any, Callable, Dict, Iterable, Tuple
 
 IMPLS = ("repynet", "raw")
 FAMILIES = {"ipv4": (socket.AF_INET, "127.0.0.1"), "ipv6": (socket.AF_INET6, "::1")}
@@ -46,6 +47,11 @@ CONNECT_TIMEOUT = 5.0
 CLIENT_PORTS = 8
 # The time cap is checked every this many iterations, off the hot path.
 CHECK_EVERY = 64
+# How many idle connections one thread sweeps in poll_100_idle.
+IDLE_SOCKETS = 100
+
+# (iterations done, seconds timed, extra facts for the JSON result)
+CaseResult = Tuple[float, float, Dict[str, Any]]
 
 
 # --- set-up shared by the cases -----------------------------------------------
@@ -68,12 +74,16 @@ def free_ports(family, ip, kind, count):
     return ports
 
 
-def allow_ports(ports):
-    """Puts unthrottled restrictions in force that allow exactly ``ports``."""
+def allow_ports(ports: Iterable[int], sockets: int = 500) -> Any:
+    """Puts unthrottled restrictions in force that allow exactly ``ports``.
+
+    ``sockets`` is both the insockets and the outsockets limit.  Returns the
+    repynet module, imported here so that raw runs never load it.
+    """
     import repynet
 
     limits = {
-        "insockets": 500, "outsockets": 500, "events": 1000,
+        "insockets": sockets, "outsockets": sockets, "events": 1000,
         "netsend": UNTHROTTLED_RATE, "netrecv": UNTHROTTLED_RATE,
         "loopsend": UNTHROTTLED_RATE, "looprecv": UNTHROTTLED_RATE,
         "connport": frozenset(ports), "messport": frozenset(ports),
@@ -231,6 +241,59 @@ def case_recv_wouldblock(ends, count, deadline):
     client, _ = ends.tcp_pair()
     recv = client.recv
     return _time_would_block(lambda: recv(RECV_SIZE), ends.would_block, count, deadline)
+
+
+def _time_recv_would_block_direct(recv: Callable[[int], object], size: int,
+                                  would_block: type, count: int,
+                                  deadline: Deadline) -> CaseResult:
+    """Times ``recv(size)`` raising would_block, called directly in the loop."""
+    done = 0
+    start = time.perf_counter()
+    while done < count:
+        for _ in range(CHECK_EVERY):
+            try:
+                recv(size)
+            except would_block:
+                pass
+        done += CHECK_EVERY
+        if deadline.passed():
+            break
+    return done, time.perf_counter() - start, {}
+
+
+def case_recv_wouldblock_1(ends: "Endpoints", count: int, deadline: Deadline) -> CaseResult:
+    client, _ = ends.tcp_pair()
+    return _time_recv_would_block_direct(client.recv, 1, ends.would_block, count, deadline)
+
+
+def case_recv_wouldblock_1024(ends: "Endpoints", count: int, deadline: Deadline) -> CaseResult:
+    client, _ = ends.tcp_pair()
+    return _time_recv_would_block_direct(client.recv, RECV_SIZE, ends.would_block, count,
+                                         deadline)
+
+
+def case_poll_idle_sockets(ends: "Endpoints", count: int, deadline: Deadline) -> CaseResult:
+    """One thread sweeping IDLE_SOCKETS idle connections with recv(1); count is calls."""
+    listener = ends.tcp_listener(ends.ports[0])
+    accept = ends.accept_function(listener)
+    clients = []
+    for local_port in ends.ports[1:]:
+        clients.append(ends.keep(ends.connect(local_port, ends.ports[0])))
+        ends.keep(retry(accept, ends.would_block))
+    receivers = [client.recv for client in clients]
+    would_block = ends.would_block
+    done = 0
+    start = time.perf_counter()
+    while done < count:
+        for recv in receivers:
+            try:
+                recv(1)
+            except would_block:
+                pass
+        done += len(receivers)
+        if deadline.passed():
+            break
+    return done, time.perf_counter() - start, {}
 
 
 def case_getconnection_wouldblock(ends, count, deadline):
@@ -427,6 +490,9 @@ def case_connect_accept_close(ends, count, deadline):
 # per call scaled to the unit; a "rate" is iterations per second scaled.
 CASES = {
     "recv_wouldblock": (case_recv_wouldblock, "cost", "ns/call", 1e9, 2),
+    "recv_wouldblock_1": (case_recv_wouldblock_1, "cost", "ns/call", 1e9, 2),
+    "recv_wouldblock_1024": (case_recv_wouldblock_1024, "cost", "ns/call", 1e9, 2),
+    "poll_100_idle": (case_poll_idle_sockets, "cost", "ns/call", 1e9, 1 + IDLE_SOCKETS),
     "getconnection_wouldblock": (case_getconnection_wouldblock, "cost", "ns/call", 1e9, 1),
     "getmessage_wouldblock": (case_getmessage_wouldblock, "cost", "ns/call", 1e9, 1),
     "send_1byte": (case_send_1byte, "cost", "ns/call", 1e9, 2),
