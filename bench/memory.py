@@ -26,7 +26,7 @@ import resource
 import socket
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 from cases import allow_ports, raw_connect
 
@@ -90,8 +90,8 @@ class Connector:
         self.skipped = 0
         if impl == "repynet":
             repynet = allow_ports(LOCAL_PORTS, sockets=count + WARMUP_CONNECTIONS)
-            self.errors: tuple = (repynet.NetworkError,)
-            self.connect = lambda port: repynet.openconnection(
+            self.errors: Tuple[Type[Exception], ...] = (repynet.NetworkError,)
+            self.connect: Callable[[int], Any] = lambda port: repynet.openconnection(
                 IP, server_port, IP, port, CONNECT_TIMEOUT)
         else:
             self.errors = (OSError,)
@@ -99,7 +99,7 @@ class Connector:
                                                     CONNECT_TIMEOUT)
 
     def open(self, count: int) -> List[Any]:
-        connections = []
+        connections: List[Any] = []
         while len(connections) < count:
             port = next(self.ports)
             try:

@@ -300,8 +300,10 @@ def run_job(job: Job, impl: str, ports: PortSlots) -> List[Sample]:
     if impl != "script":
         base["impl"] = impl
     try:
-        finished = subprocess.run(command, capture_output=True, text=True, timeout=job.timeout,
-                                  cwd=ROOT)
+        # The current directory is inherited, not the source tree's root:
+        # `python -m repynet` must import the repynet installed for this
+        # Python (a wheel under test), not the tree's copy beside it.
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=job.timeout)
     except subprocess.TimeoutExpired:
         return [{**base, "error": f"timed out after {job.timeout:g} s"}]
     if finished.returncode != 0:
@@ -519,6 +521,12 @@ def advantage(row: Row) -> Optional[float]:
     return float(1.0 / ratio if row["kind"] == "cost" else ratio)
 
 
+def chart_label(row: Row) -> str:
+    case: str = row["case"]
+    family: str = row["family"]
+    return case + ("" if family in ("ipv4", "-") else f" ({family})")
+
+
 def write_chart(rows: Sequence[Row], path: Path) -> bool:
     """The PNG of every row's advantage, quiet and under load; False without matplotlib."""
     try:
@@ -531,19 +539,17 @@ def write_chart(rows: Sequence[Row], path: Path) -> bool:
         return False
     labels: List[str] = []
     for row in rows:
-        label = row["case"] + ("" if row["family"] in ("ipv4", "-") else f" ({row['family']})")
-        if advantage(row) is not None and label not in labels:
-            labels.append(label)
+        if advantage(row) is not None and chart_label(row) not in labels:
+            labels.append(chart_label(row))
     figure, axes = pyplot.subplots(figsize=(9, 0.3 * len(labels) + 1.6))
     height = 0.4
     for offset, load, colour, name in ((-height / 2, False, "tab:blue", "quiet"),
                                        (height / 2, True, "tab:orange", "under load")):
-        values = {}
+        values: Dict[str, float] = {}
         for row in rows:
-            label = row["case"] + ("" if row["family"] in ("ipv4", "-")
-                                   else f" ({row['family']})")
-            if row["load"] == load and advantage(row) is not None:
-                values[label] = advantage(row)
+            row_advantage = advantage(row)
+            if row["load"] == load and row_advantage is not None:
+                values[chart_label(row)] = row_advantage
         if values:
             positions = [index + offset for index, label in enumerate(labels)
                          if label in values]

@@ -47,7 +47,8 @@ def read_report(path: Path) -> Dict[str, Any]:
     return report
 
 
-def test_every_program_runs_under_repynet_and_the_shim_and_prints_its_figures(tmp_path):
+def test_every_program_runs_under_repynet_and_the_shim_and_prints_its_figures(
+        tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
 
     finished = run_harness("--groups", "programs", "--scale", str(PROGRAM_SCALE),
@@ -77,7 +78,7 @@ def test_every_program_runs_under_repynet_and_the_shim_and_prints_its_figures(tm
         assert (tmp_path / run.DOCS_CHART).read_bytes().startswith(b"\x89PNG")
 
 
-def test_every_case_runs_for_both_implementations(loopback, tmp_path):
+def test_every_case_runs_for_both_implementations(loopback: str, tmp_path: Path) -> None:
     family = FAMILY_OF_ADDRESS[loopback]
     output = tmp_path / "bench.json"
 
@@ -114,7 +115,7 @@ for impl, value in (("repynet", 2.0), ("original", 4.0)):
 """
 
 
-def test_an_extra_script_adds_its_rows_and_runs_under_load(tmp_path):
+def test_an_extra_script_adds_its_rows_and_runs_under_load(tmp_path: Path) -> None:
     script = tmp_path / "demo_extra.py"
     script.write_text(EXTRA_SCRIPT)
     output = tmp_path / "bench.json"
@@ -139,7 +140,7 @@ def test_an_extra_script_adds_its_rows_and_runs_under_load(tmp_path):
             Path(f"/proc/{pid}/cmdline").read_bytes().find(b"getppid") < 0
 
 
-def test_a_program_result_line_becomes_one_sample_per_figure():
+def test_a_program_result_line_becomes_one_sample_per_figure() -> None:
     run = load_run_module()
     parse = run.parse_program_output("repy_udp_fresh")
 
@@ -153,7 +154,7 @@ def test_a_program_result_line_becomes_one_sample_per_figure():
         parse("a program that printed no result\n")
 
 
-def test_a_case_prints_one_json_result():
+def test_a_case_prints_one_json_result() -> None:
     command = [sys.executable, str(BENCH / "cases.py"), "recv_wouldblock", "repynet", "ipv4",
                "--count", "10"]
 
