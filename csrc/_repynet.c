@@ -122,6 +122,7 @@ repynet_free(void *module)
     repynet_clear((PyObject *)module);
     /* Only here: sockets may outlive a clear() of a module cycle. */
     repynet_limits_free(repynet_get_state((PyObject *)module));
+    repynet_sockets_free(repynet_get_state((PyObject *)module));
 }
 
 static PyModuleDef_Slot repynet_slots[] = {

@@ -337,14 +337,13 @@ api_getmyip_ipv6(NetworkApiObject *self, PyObject *const *args,
 /* --- sendmessage (spec 2.3) --------------------------------------------------------- */
 
 /* Waits, GIL released, until fd is writable; -1 with an exception on a
- * signal. */
+ * signal (nothing has been sent yet). */
 static int
-wait_writable(int fd)
+wait_writable(repynet_state *state, int fd)
 {
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = rn_wait_fd(fd, POLLOUT, 1000);
-    Py_END_ALLOW_THREADS
+    PyThreadState *saved = repynet_release();
+    int rc = rn_wait_fd(fd, POLLOUT, 1000);
+    repynet_take(state, saved);
     if (rc == -EINTR)
         return PyErr_CheckSignals();
     return 0;
@@ -357,7 +356,7 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
     repynet_state *state = self->state;
     endpoint_args dest, local;
     Py_buffer view = {.obj = NULL};
-    PyObject *result = NULL;
+    PyObject *result = NULL, *listener = NULL;
     int fd = -1, temporary = 0;
 
     if (repynet_check_arity(state, "sendmessage", nargs, kwnames, 5) < 0 ||
@@ -390,12 +389,14 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
     if (repynet_charge_send(state, loopback, 0.0) < 0)
         goto done;
 
-    /* Replies reach a listener on the same pair: send from it (spec 2.3). */
+    /* Replies reach a listener on the same pair: send from it (spec 2.3).
+     * It stays in use (its fd open) while the call runs, even if another
+     * thread closes it during a wait (D32). */
     rn_tuple_t key;
     rn_tuple_local(&key, &local.addr, local.port);
-    PyObject *listener = rn_table_lookup(state->udp_listeners, &key);
+    listener = rn_table_lookup(state->udp_listeners, &key);
     if (listener != NULL) {
-        fd = repynet_udp_listener_fd(listener);
+        fd = repynet_socket_use(listener);
     }
     else {
         fd = rn_udp_bound(&local.addr, local.port);
@@ -410,31 +411,21 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
         goto done;
     }
     /* D11: the outsocket is held only while the call runs. */
-    int counted = temporary;
-    if (counted &&
-        repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
+    if (temporary &&
+        repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0)
         goto done;
-    }
+    rn_io_t io = {.op = RN_IO_SENDTO, .buf = view.buf, .len = (size_t)view.len,
+                  .peer = dest.addr, .peer_port = dest.port};
     ssize_t sent;
     for (;;) {
-        sent = rn_sendto(fd, view.buf, (size_t)view.len, &dest.addr, dest.port);
+        sent = rn_sock_io(fd, &io);
         if (sent >= 0 ||
             repynet_errno_class(REPYNET_CALL_SENDMESSAGE, (int)sent) != REPYNET_EXC_RETRY)
             break;
-        if (!temporary) {
-            /* The wait releases the GIL, and another thread may close the
-             * listener meanwhile: go on through a socket of our own. */
-            fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-            if (fd < 0) {
-                sent = -errno;
-                break;
-            }
-            temporary = 1;
-        }
-        if (wait_writable(fd) < 0)
+        if (wait_writable(state, fd) < 0)
             break;
     }
-    if (counted)
+    if (temporary)
         rn_counter_release(&state->resources->outsockets);
     if (PyErr_Occurred())
         goto done;
@@ -442,12 +433,15 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
         repynet_raise_errno(state, REPYNET_CALL_SENDMESSAGE, (int)sent, "sendto");
         goto done;
     }
-    if (repynet_charge_send(state, loopback, 64.0 + (double)sent) < 0)
-        goto done;
+    /* After the work: never fails (see repynet_charge_send). */
+    repynet_charge_send(state, loopback, 64.0 + (double)sent);
+    repynet_gil_turn(state);
     result = PyLong_FromSsize_t(sent);
 done:
     if (temporary)
         close(fd);
+    if (listener != NULL)
+        repynet_socket_unuse(listener);
     repynet_release_data(&view);
     return result;
 }
@@ -621,7 +615,7 @@ api_openconnection(NetworkApiObject *self, PyObject *const *args,
     /* D26: connect errors win over ResourceExhaustedError; the peer sees
      * a connection that is then dropped, as in the original. */
     if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
-        rn_sock_close(fd);
+        rn_sock_close(fd, true);
         return NULL;
     }
     PyObject *sock = repynet_tcp_socket_new(state, fd, self->text, &key);

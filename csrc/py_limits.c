@@ -11,43 +11,94 @@
 #include <errno.h>
 #include <ifaddrs.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 /* --- rates ---------------------------------------------------------------- */
 
+/* The longest single sleep: a rate so small that its wait overflows
+ * time_t still sleeps (in steps), never spins. */
+#define REPYNET_SLEEP_STEP 1.0
+
+/* Sleeps up to seconds (capped at one step) with the GIL released: 0, or
+ * -EINTR when a signal cut the sleep short. */
 static int
 sleep_released(double seconds)
 {
     struct timespec ts;
+    int rc;
+    if (!(seconds < REPYNET_SLEEP_STEP))
+        seconds = REPYNET_SLEEP_STEP;
     ts.tv_sec = (time_t)seconds;
     ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
     Py_BEGIN_ALLOW_THREADS
-    /* An EINTR returns early; the caller recomputes and sleeps again. */
-    clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+    rc = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
     Py_END_ALLOW_THREADS
-    return PyErr_CheckSignals();
+    return rc == EINTR ? -EINTR : 0;
 }
 
+/* Announces a refusal to audit hooks, then raises exc; always -1. */
+static int
+deny(repynet_state *state, repynet_exc_t exc, const char *resource,
+     const char *detail, const char *format, ...)
+{
+    va_list va;
+    if (PySys_Audit("repynet.denied", "ss", resource, detail) < 0)
+        return -1;
+    va_start(va, format);
+    PyObject *message = PyUnicode_FromFormatV(format, va);
+    va_end(va);
+    if (message == NULL)
+        return -1;
+    repynet_raise(state, exc, "%U", message);
+    Py_DECREF(message);
+    return -1;
+}
+
+/*
+ * A zero amount is the wait before a call's work: it raises for a rate of
+ * 0 and lets a signal handler's exception end the wait.  A positive amount
+ * is the charge after the work: the work must reach the caller (style.md's
+ * signal rule), so a signal only ends the wait, the unpaid part stays in
+ * the bucket for the next call, and the handler runs as the call returns.
+ */
 static int
 charge(repynet_state *state, rn_rate_t *rate, const char *name, double amount)
 {
-    if (rate->limit <= 0.0) {
-        repynet_raise(state, REPYNET_EXC_RESOURCE_FORBIDDEN,
-                      "Resource '%s' is restricted to 0", name);
-        return -1;
+    int after_work = amount > 0.0;
+    if (rn_rate_limit(rate) <= 0.0) {
+        if (after_work) /* restrictions changed during the call */
+            return 0;
+        return deny(state, REPYNET_EXC_RESOURCE_FORBIDDEN, name,
+                    "restricted to 0", "Resource '%s' is restricted to 0", name);
     }
     /* The waits before most calls charge nothing: skip the clock then. */
-    if (amount == 0.0 && rn_rate_within_limit(rate))
+    if (!after_work && rn_rate_within_limit(rate))
         return 0;
     double wait = rn_rate_charge(rate, amount, rn_now());
-    while (wait > 0.0) {
-        if (sleep_released(wait) < 0)
+    if (wait <= 0.0)
+        return 0;
+    if (PySys_Audit("repynet.ratewait", "sd", name, wait) < 0) {
+        if (!after_work)
             return -1;
+        PyErr_WriteUnraisable(NULL);
+    }
+    int rc = 0;
+    double started = rn_now();
+    while (wait > 0.0) {
+        if (sleep_released(wait) == -EINTR) {
+            if (after_work)
+                break;
+            if ((rc = PyErr_CheckSignals()) < 0)
+                break;
+        }
         wait = rn_rate_charge(rate, 0.0, rn_now());
     }
-    return 0;
+    rn_rate_add_waited(rate, rn_now() - started);
+    return rc;
 }
 
 int
@@ -68,6 +119,25 @@ repynet_charge_recv(repynet_state *state, int loopback, double amount)
     return charge(state, &r->netrecv, "netrecv", amount);
 }
 
+double
+repynet_send_limit(repynet_state *state, int loopback)
+{
+    repynet_resources *r = state->resources;
+    return rn_rate_limit(loopback ? &r->loopsend : &r->netsend);
+}
+
+/* _rate_waits() -> seconds slept per rate since import. */
+static PyObject *
+rate_waits(PyObject *module, PyObject *unused)
+{
+    repynet_resources *r = repynet_get_state(module)->resources;
+    return Py_BuildValue("{s:d,s:d,s:d,s:d}",
+                         "netsend", rn_rate_waited(&r->netsend),
+                         "netrecv", rn_rate_waited(&r->netrecv),
+                         "loopsend", rn_rate_waited(&r->loopsend),
+                         "looprecv", rn_rate_waited(&r->looprecv));
+}
+
 /* --- ports and counts ---------------------------------------------------- */
 
 int
@@ -76,11 +146,12 @@ repynet_check_port(repynet_state *state, int tcp, uint16_t port)
     repynet_resources *r = state->resources;
     rn_portset_t *allowed = tcp ? &r->connport : &r->messport;
     if (!rn_portset_contains(allowed, port)) {
-        repynet_raise(state, REPYNET_EXC_RESOURCE_FORBIDDEN,
-                      "Provided localport is not allowed: resource '%s %u' "
-                      "is not granted", tcp ? "connport" : "messport",
-                      (unsigned)port);
-        return -1;
+        const char *resource = tcp ? "connport" : "messport";
+        char detail[8];
+        snprintf(detail, sizeof(detail), "%u", (unsigned)port);
+        return deny(state, REPYNET_EXC_RESOURCE_FORBIDDEN, resource, detail,
+                    "Provided localport is not allowed: resource '%s %u' "
+                    "is not granted", resource, (unsigned)port);
     }
     rn_portset_add(tcp ? &r->connport_used : &r->messport_used, port);
     return 0;
@@ -89,11 +160,9 @@ repynet_check_port(repynet_state *state, int tcp, uint16_t port)
 int
 repynet_acquire(repynet_state *state, rn_counter_t *counter, const char *name)
 {
-    if (rn_counter_acquire(counter) < 0) {
-        repynet_raise(state, REPYNET_EXC_RESOURCE_EXHAUSTED,
-                      "Resource '%s' limit exceeded", name);
-        return -1;
-    }
+    if (rn_counter_acquire(counter) < 0)
+        return deny(state, REPYNET_EXC_RESOURCE_EXHAUSTED, name,
+                    "limit exceeded", "Resource '%s' limit exceeded", name);
     return 0;
 }
 
@@ -188,9 +257,10 @@ repynet_check_localip(repynet_state *state, const rn_addr_t *addr,
     for (size_t i = 0; i < count; i++)
         if (rn_addr_equal(&allowed[i], addr))
             return 0;
-    repynet_raise(state, REPYNET_EXC_RESOURCE_FORBIDDEN,
-                  "Provided localip is not allowed! IP: %R", arg);
-    return -1;
+    char detail[RN_ADDR_FORMAT_SIZE];
+    rn_addr_format(addr, detail, sizeof(detail));
+    return deny(state, REPYNET_EXC_RESOURCE_FORBIDDEN, "localip", detail,
+                "Provided localip is not allowed! IP: %R", arg);
 }
 
 /* The first preferred address of a family, or NULL (no exception) when
@@ -410,6 +480,8 @@ static PyMethodDef limits_methods[] = {
     {"_apply_restrictions", apply_restrictions, METH_O,
      "Put restrictions in force (a dict; see repynet.restrictions)."},
     {"_usage", usage, METH_NOARGS, "The network usage counters."},
+    {"_rate_waits", rate_waits, METH_NOARGS,
+     "Seconds slept for each rate since import."},
     {"_event_acquire", event_acquire, METH_NOARGS,
      "Take one 'events' item or raise ResourceExhaustedError."},
     {"_event_release", event_release, METH_NOARGS, "Give one 'events' item back."},

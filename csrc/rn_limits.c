@@ -106,13 +106,29 @@ rn_counter_used(rn_counter_t *counter)
     return used;
 }
 
+/* Relaxed atomic access to the fields the hot path reads without lock. */
+static inline double
+load_double(const double *field)
+{
+    double value;
+    __atomic_load(field, &value, __ATOMIC_RELAXED);
+    return value;
+}
+
+static inline void
+store_double(double *field, double value)
+{
+    __atomic_store(field, &value, __ATOMIC_RELAXED);
+}
+
 void
 rn_rate_init(rn_rate_t *rate, double limit, double now)
 {
     pthread_mutex_init(&rate->lock, NULL);
-    rate->limit = limit;
-    rate->consumed = 0.0;
+    store_double(&rate->limit, limit);
+    store_double(&rate->consumed, 0.0);
     rate->updated_at = now;
+    rate->waited = 0.0;
 }
 
 void
@@ -125,8 +141,8 @@ void
 rn_rate_reset(rn_rate_t *rate, double limit, double now)
 {
     pthread_mutex_lock(&rate->lock);
-    rate->limit = limit;
-    rate->consumed = 0.0;
+    store_double(&rate->limit, limit);
+    store_double(&rate->consumed, 0.0);
     rate->updated_at = now;
     pthread_mutex_unlock(&rate->lock);
 }
@@ -137,16 +153,18 @@ rn_rate_charge(rn_rate_t *rate, double amount, double now)
     double wait = 0.0;
 
     pthread_mutex_lock(&rate->lock);
+    double consumed = rate->consumed, limit = rate->limit;
     double elapsed = now - rate->updated_at;
     if (elapsed > 0.0) {
-        rate->consumed -= elapsed * rate->limit;
-        if (rate->consumed < 0.0)
-            rate->consumed = 0.0;
+        consumed -= elapsed * limit;
+        if (consumed < 0.0)
+            consumed = 0.0;
         rate->updated_at = now;
     }
-    rate->consumed += amount;
-    if (rate->consumed > rate->limit)
-        wait = (rate->consumed - rate->limit) / rate->limit;
+    consumed += amount;
+    if (consumed > limit)
+        wait = (consumed - limit) / limit;
+    store_double(&rate->consumed, consumed);
     pthread_mutex_unlock(&rate->lock);
     return wait;
 }
@@ -154,19 +172,36 @@ rn_rate_charge(rn_rate_t *rate, double amount, double now)
 bool
 rn_rate_within_limit(rn_rate_t *rate)
 {
+    return load_double(&rate->consumed) <= load_double(&rate->limit);
+}
+
+double
+rn_rate_limit(rn_rate_t *rate)
+{
+    return load_double(&rate->limit);
+}
+
+void
+rn_rate_add_waited(rn_rate_t *rate, double seconds)
+{
     pthread_mutex_lock(&rate->lock);
-    bool within = rate->consumed <= rate->limit;
+    rate->waited += seconds;
     pthread_mutex_unlock(&rate->lock);
-    return within;
+}
+
+double
+rn_rate_waited(rn_rate_t *rate)
+{
+    pthread_mutex_lock(&rate->lock);
+    double waited = rate->waited;
+    pthread_mutex_unlock(&rate->lock);
+    return waited;
 }
 
 double
 rn_rate_consumed(rn_rate_t *rate)
 {
-    pthread_mutex_lock(&rate->lock);
-    double consumed = rate->consumed;
-    pthread_mutex_unlock(&rate->lock);
-    return consumed;
+    return load_double(&rate->consumed);
 }
 
 double

@@ -47,11 +47,17 @@ long rn_counter_used(rn_counter_t *counter);
 
 /* --- rates ------------------------------------------------------------ */
 
+/*
+ * limit and consumed are written under lock with atomic stores, so the
+ * per-call checks (rn_rate_limit, rn_rate_within_limit) read them with
+ * no lock at all.
+ */
 typedef struct rn_rate {
     pthread_mutex_t lock;
     double limit;       /* units per second, > 0 */
     double consumed;    /* the bucket's content as last updated */
     double updated_at;  /* rn_now() of the last update */
+    double waited;      /* seconds callers have slept for this rate */
 } rn_rate_t;
 
 void rn_rate_init(rn_rate_t *rate, double limit, double now);
@@ -68,8 +74,15 @@ void rn_rate_reset(rn_rate_t *rate, double limit, double now);
  */
 double rn_rate_charge(rn_rate_t *rate, double amount, double now);
 /* Whether a zero charge would not wait: the bucket is within its limit
- * as last updated (draining only lowers it, so no clock is needed). */
+ * as last updated (draining only lowers it, so no clock is needed).
+ * Lock-free. */
 bool rn_rate_within_limit(rn_rate_t *rate);
+/* The limit in force (units per second; 0 forbids).  Lock-free. */
+double rn_rate_limit(rn_rate_t *rate);
+/* Adds seconds a caller slept for this rate; rn_rate_waited sums them
+ * since the rate was initialised (a reset keeps the sum). */
+void rn_rate_add_waited(rn_rate_t *rate, double seconds);
+double rn_rate_waited(rn_rate_t *rate);
 /* The consumed amount as last updated (not decayed up to now). */
 double rn_rate_consumed(rn_rate_t *rate);
 
