@@ -24,7 +24,7 @@ import select
 import socket
 import sys
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type
 
 IMPLS = ("repynet", "raw")
 FAMILIES = {"ipv4": (socket.AF_INET, "127.0.0.1"), "ipv6": (socket.AF_INET6, "::1")}
@@ -246,19 +246,24 @@ def case_recv_wouldblock(ends: "Endpoints", count: int, deadline: "Deadline") ->
     return _time_would_block(lambda: recv(RECV_SIZE), ends.would_block, count, deadline)
 
 
-def _time_recv_would_block_direct(recv: Callable[[int], object], size: int,
-                                  would_block: Type[BaseException], count: int,
-                                  deadline: "Deadline") -> CaseResult:
-    """Times ``recv(size)`` raising would_block, called directly in the loop."""
+def _time_recv_sweep(receivers: Sequence[Callable[[int], object]], size: int,
+                     would_block: Type[BaseException], count: int,
+                     deadline: "Deadline") -> CaseResult:
+    """Times ``recv(size)`` raising would_block for each of ``receivers`` in turn.
+
+    Each recv is called directly in the loop (no wrapper), ``count`` calls
+    in all (or to the deadline).  A single socket's loop passes its recv
+    CHECK_EVERY times over.
+    """
     done = 0
     start = time.perf_counter()
     while done < count:
-        for _ in range(CHECK_EVERY):
+        for recv in receivers:
             try:
                 recv(size)
             except would_block:
                 pass
-        done += CHECK_EVERY
+        done += len(receivers)
         if deadline.passed():
             break
     return done, time.perf_counter() - start, {}
@@ -266,37 +271,24 @@ def _time_recv_would_block_direct(recv: Callable[[int], object], size: int,
 
 def case_recv_wouldblock_1(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
     client, _ = ends.tcp_pair()
-    return _time_recv_would_block_direct(client.recv, 1, ends.would_block, count, deadline)
+    return _time_recv_sweep([client.recv] * CHECK_EVERY, 1, ends.would_block, count, deadline)
 
 
 def case_recv_wouldblock_1024(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
     client, _ = ends.tcp_pair()
-    return _time_recv_would_block_direct(client.recv, RECV_SIZE, ends.would_block, count,
-                                         deadline)
+    return _time_recv_sweep([client.recv] * CHECK_EVERY, RECV_SIZE, ends.would_block, count,
+                            deadline)
 
 
 def case_poll_idle_sockets(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
     """One thread sweeping IDLE_SOCKETS idle connections with recv(1); count is calls."""
     listener = ends.tcp_listener(ends.ports[0])
     accept = ends.accept_function(listener)
-    clients = []
+    receivers = []
     for local_port in ends.ports[1:]:
-        clients.append(ends.keep(ends.connect(local_port, ends.ports[0])))
+        receivers.append(ends.keep(ends.connect(local_port, ends.ports[0])).recv)
         ends.keep(retry(accept, ends.would_block))
-    receivers = [client.recv for client in clients]
-    would_block = ends.would_block
-    done = 0
-    start = time.perf_counter()
-    while done < count:
-        for recv in receivers:
-            try:
-                recv(1)
-            except would_block:
-                pass
-        done += len(receivers)
-        if deadline.passed():
-            break
-    return done, time.perf_counter() - start, {}
+    return _time_recv_sweep(receivers, 1, ends.would_block, count, deadline)
 
 
 def case_getconnection_wouldblock(ends: "Endpoints", count: int,
