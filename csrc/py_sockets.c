@@ -40,7 +40,7 @@
 /* A holder that never blocks hands the GIL to a waiting thread of ours
  * after this many calls, and waits at most this long for it to take it. */
 #define REPYNET_TURN_CALLS 16
-#define REPYNET_HAND_OVER_MAX 0.002
+#define REPYNET_HAND_OVER_MAX 0.01
 
 /* --- threads and the GIL (D32) ------------------------------------------------ */
 
@@ -477,8 +477,12 @@ tcp_send(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
         closed_locally(self);
         goto error;
     }
-    /* The original refuses to send once the peer has closed (spec 3.1). */
-    int peer_closed = rn_peer_closed(self->fd);
+    /* The original refuses to send once the peer has closed with nothing
+     * left to read (spec 3.1).  A one-byte peek asks the kernel; once our
+     * own recv has seen the FIN the answer is known without it.  Learning
+     * of the FIN from the completion port instead would race a FIN that
+     * arrives just before the send (docs/decisions.md). */
+    int peer_closed = self->peer_eof ? 1 : rn_peer_closed(self->fd);
     if (peer_closed == 1) {
         repynet_raise(state, REPYNET_EXC_SOCKET_CLOSED_REMOTE,
                       "The socket has been closed by the remote end!");
