@@ -468,6 +468,17 @@ def table_cells(row: Row) -> Tuple[str, ...]:
             row["original"] or "", "; ".join(row["targets"]) or "-", met)
 
 
+def targets_summary(rows: Sequence[Row]) -> str:
+    """How many judged rows meet their targets, per pass."""
+    parts = []
+    for load, name in ((False, "quiet"), (True, "under load")):
+        judged = [row for row in rows if row["load"] == load and row["met"] is not None]
+        if judged:
+            met = sum(1 for row in judged if row["met"])
+            parts.append(f"{name}: {met} of {len(judged)} rows meet their targets")
+    return "; ".join(parts) + "."
+
+
 def format_table(rows: Sequence[Row]) -> str:
     """Plain-text tables, one per pass (quiet, under load), and the errors."""
     text = []
@@ -485,6 +496,7 @@ def format_table(rows: Sequence[Row]) -> str:
             if index == 0:
                 text.append("  ".join("-" * width for width in widths))
         text.append("")
+    text.append(targets_summary(rows))
     text.append("* original: Repy V2 on Python 2.7, quoted from issue 10's measurement, "
                 "not measured here")
     for row in rows:
@@ -511,6 +523,8 @@ def markdown_table(rows: Sequence[Row], report: Dict[str, Any]) -> str:
         "per-repetition ratios (what `met` judges), `spread` the max/min of the runs of "
         "repynet / of the yardstick.  `original` is the original Repy V2 on Python 2.7, "
         "**quoted from issue 10's measurement, not measured here**.",
+        "",
+        targets_summary(rows),
         "",
         "![repynet against its yardsticks](_static/bench-ratios.png)",
     ]
@@ -632,6 +646,9 @@ def parse_arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="a single-thread loop stops by itself after this long")
     parser.add_argument("--output", type=Path, default=None,
                         help="the JSON file (default: bench/results/bench-TIMESTAMP.json)")
+    parser.add_argument("--report", type=Path, default=None, metavar="JSON",
+                        help="measure nothing: show (and with --docs write) the results of "
+                             "a saved run")
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = QUICK_REPEAT if args.quick else 5
@@ -672,8 +689,8 @@ def run_pass(jobs: Sequence[Job], repeat: int, load: bool, ports: PortSlots) -> 
     return samples
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_arguments(argv)
+def measure_all(args: argparse.Namespace) -> Dict[str, Any]:
+    """Runs every job (quiet, then under load if asked); the report of the run."""
     families = [family for family in args.families if loopback_available(family)]
     skipped = sorted(set(args.families) - set(families))
     for family in skipped:
@@ -687,9 +704,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.load:
         with busy_processes(os.cpu_count() or 1) as load_pids:
             samples += run_pass(jobs, args.repeat, True, ports)
-    rows = summarise(samples)
-    print(format_table(rows))
-
     report = {
         "started": started.isoformat(),
         "commit": git_commit(),
@@ -702,15 +716,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      "load": args.load, "max_seconds": args.max_seconds,
                      "families_skipped": skipped},
         "load_pids": load_pids,
-        "rows": rows,
+        "rows": summarise(samples),
         "samples": samples,
     }
     output = args.output or RESULTS / f"bench-{started:%Y%m%dT%H%M%SZ}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"results: {output}", file=sys.stderr)
+    return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_arguments(argv)
+    if args.report is not None:
+        report: Dict[str, Any] = json.loads(args.report.read_text())
+        # Summarised again, so that a report shows the targets of this code.
+        report["rows"] = summarise(report["samples"])
+    else:
+        report = measure_all(args)
+    rows = report["rows"]
+    print(format_table(rows))
     if args.docs:
         table, chart = args.docs / DOCS_TABLE, args.docs / DOCS_CHART
+        table.parent.mkdir(parents=True, exist_ok=True)
         table.write_text(markdown_table(rows, report))
         if write_chart(rows, chart):
             print(f"docs: {table} and {chart}", file=sys.stderr)

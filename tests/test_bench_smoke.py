@@ -115,7 +115,8 @@ for impl, value in (("repynet", 2.0), ("original", 4.0)):
 """
 
 
-def test_an_extra_script_adds_its_rows_and_runs_under_load(tmp_path: Path) -> None:
+def test_an_extra_script_adds_its_rows_runs_under_load_and_its_report_is_shown_again(
+        tmp_path: Path) -> None:
     script = tmp_path / "demo_extra.py"
     script.write_text(EXTRA_SCRIPT)
     output = tmp_path / "bench.json"
@@ -133,6 +134,12 @@ def test_an_extra_script_adds_its_rows_and_runs_under_load(tmp_path: Path) -> No
         assert row["ratio"] == pytest.approx(0.5)
         assert row["met"] is False
     assert all(sample["quick"] for sample in report["samples"])
+    shown = subprocess.run([sys.executable, str(BENCH / "run.py"), "--report", str(output),
+                            "--docs", str(tmp_path / "docs")],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "demo_dispatch" in shown.stdout and "under load" in shown.stdout
+    assert "| demo_dispatch |" in (tmp_path / "docs" / "bench-results.md").read_text()
     assert len(report["load_pids"]) == (os.cpu_count() or 1)
     for pid in report["load_pids"]:
         # The harness stopped and reaped its busy processes before exiting.
