@@ -546,9 +546,14 @@ def markdown_table(rows: Sequence[Row], report: Dict[str, Any]) -> str:
 
 
 def advantage(row: Row) -> Optional[float]:
-    """How far repynet is ahead of its yardstick: >1 ahead, for costs and rates alike."""
+    """How far repynet is ahead of its yardstick: >1 ahead, for costs and rates alike.
+
+    None for a row without a ratio to chart: a fraction, or a row judged by an
+    absolute target only (memory), where a bar left of 1 would mislead.
+    """
     ratio = row["ratio"]
-    if ratio is None or ratio <= 0 or row["kind"] not in ("rate", "cost", "info"):
+    if ratio is None or ratio <= 0 or row["kind"] not in ("rate", "cost", "info") or \
+            row["group"] in UNJUDGED_RATIOS:
         return None
     return float(1.0 / ratio if row["kind"] == "cost" else ratio)
 
