@@ -158,6 +158,7 @@ typedef struct repynet_state {
      * holder made since (under the GIL), and a receive buffer free for the
      * next call (NULL while a call without the GIL uses it). */
     int gil_wanted;
+    pid_t gil_pid; /* the process gil_wanted counts threads of */
     unsigned long gil_takes;
     unsigned holder_calls;
     char *scratch;
@@ -229,6 +230,28 @@ PyObject *repynet_raise_chained(repynet_state *state, repynet_exc_t exc,
 int repynet_errors_exec(PyObject *module);
 
 /* --- py_args.c -------------------------------------------------------- */
+
+/* The most characters of a str argument an error message shows. */
+#define REPYNET_ARG_TEXT_MAX 64
+
+/*
+ * How an error message shows an argument, from the exact value the checks
+ * read and never through a subclass's __repr__/__str__ (no user code
+ * runs): a str's first REPYNET_ARG_TEXT_MAX characters, quoted, then
+ * "... (N characters)" if cut; an int's decimal value (only its sign
+ * beyond 64 bits); a float's repr; anything else by its type.  New
+ * reference, or NULL with an exception set.
+ */
+PyObject *repynet_arg_text(PyObject *arg);
+/* Raises exc with the formatted message followed by repynet_arg_text(arg);
+ * returns NULL. */
+PyObject *repynet_raise_with_arg(repynet_state *state, repynet_exc_t exc,
+                                 PyObject *arg, const char *format, ...);
+/* Type checks (spec 1.1 step 3): str; int (bool refused, D5); int or
+ * float (bool refused, D6).  0, or -1 with RepyArgumentError set. */
+int repynet_arg_str(repynet_state *state, PyObject *arg, const char *what);
+int repynet_arg_int(repynet_state *state, PyObject *arg, const char *what);
+int repynet_arg_number(repynet_state *state, PyObject *arg, const char *what);
 
 /* An IP literal argument (D3/D4/D13): fills *out and returns its family,
  * or -1 with RepyArgumentError set naming the argument. */

@@ -12,35 +12,12 @@
 #include "_repynet.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
 /* --- shared steps ------------------------------------------------------------ */
-
-static int
-check_str(repynet_state *state, PyObject *arg, const char *what)
-{
-    if (PyUnicode_Check(arg))
-        return 0;
-    repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                  "Provided %s must be a str, not %.100s", what,
-                  Py_TYPE(arg)->tp_name);
-    return -1;
-}
-
-static int
-check_int(repynet_state *state, PyObject *arg, const char *what)
-{
-    if (PyLong_Check(arg) && !PyBool_Check(arg))
-        return 0;
-    repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                  "Provided %s must be an int, not %.100s", what,
-                  Py_TYPE(arg)->tp_name);
-    return -1;
-}
 
 /* The local end every listen/connect/send names: (localip, localport). */
 typedef struct {
@@ -53,8 +30,8 @@ static int
 listen_args(repynet_state *state, PyObject *const *args, int tcp,
             endpoint_args *local)
 {
-    if (check_str(state, args[0], "localip") < 0 ||
-        check_int(state, args[1], "localport") < 0 ||
+    if (repynet_arg_str(state, args[0], "localip") < 0 ||
+        repynet_arg_int(state, args[1], "localport") < 0 ||
         repynet_arg_address(state, args[0], "localip", &local->addr) < 0 ||
         repynet_arg_port(state, args[1], "localport", &local->port) < 0 ||
         repynet_check_localip(state, &local->addr, args[0]) < 0 ||
@@ -98,13 +75,20 @@ raise_conflict(repynet_state *state, int tcp, int connecting, int err,
                              "The local port is in use by a socket that is "
                              "being cleaned up");
     }
-    if (connecting &&
-        rn_os_tcp_find(key, RN_TCP_STATE(RN_TCP_TIME_WAIT), true) == 1)
+    /* D30: the tuple's previous connection is still being torn down. */
+    if (connecting && rn_os_tcp_find(key, RN_TCP_CLOSING_STATES, true) == 1)
         return repynet_raise(state, REPYNET_EXC_CLEANUP_IN_PROGRESS,
-                             "This tuple is still in TIME_WAIT");
-    return repynet_raise(state, REPYNET_EXC_ADDRESS_BINDING,
-                         "Cannot bind to the local IP: it is not an address "
-                         "of this host");
+                             "This tuple's previous connection is still "
+                             "closing");
+    if (rn_os_addr_is_local(&key->local.addr) == 0)
+        return repynet_raise(state, REPYNET_EXC_ADDRESS_BINDING,
+                             "Cannot bind to the local IP: it is not an "
+                             "address of this host");
+    /* The address is ours, so the tuple was taken: by a connection that
+     * finished closing between the refusal and the look at the listing. */
+    return repynet_raise(state, REPYNET_EXC_CLEANUP_IN_PROGRESS,
+                         "The local address and port are still held by a "
+                         "connection that is being cleaned up");
 }
 
 /* Raises the Repy exception for err in call, resolving conflicts. */
@@ -141,9 +125,12 @@ all_digits_and_dots(const char *text, Py_ssize_t len)
 static PyObject *
 address_error(repynet_state *state, PyObject *name, const char *why)
 {
-    return repynet_raise(state, REPYNET_EXC_NETWORK_ADDRESS,
-                         "Cannot resolve %R: %s", name, why);
+    return repynet_raise_with_arg(state, REPYNET_EXC_NETWORK_ADDRESS, name,
+                                  "Cannot resolve (%s): ", why);
 }
+
+static PyObject *resolve_exact(repynet_state *state, PyObject *name,
+                               sa_family_t family);
 
 /*
  * Resolves name to the addresses of family, in resolver order without
@@ -153,6 +140,19 @@ address_error(repynet_state *state, PyObject *name, const char *why)
  */
 static PyObject *
 resolve(repynet_state *state, PyObject *name, sa_family_t family)
+{
+    /* The idna codec is Python code calling the name's methods: it gets an
+     * exact str, never a subclass whose methods are the user's. */
+    PyObject *exact = PyUnicode_Substring(name, 0, PY_SSIZE_T_MAX);
+    if (exact == NULL)
+        return NULL;
+    PyObject *result = resolve_exact(state, exact, family);
+    Py_DECREF(exact);
+    return result;
+}
+
+static PyObject *
+resolve_exact(repynet_state *state, PyObject *name, sa_family_t family)
 {
     PyObject *encoded = NULL, *result = NULL;
     struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_STREAM};
@@ -239,7 +239,7 @@ lookup_args(repynet_state *state, const char *call, PyObject *const *args,
             Py_ssize_t nargs, PyObject *kwnames)
 {
     if (repynet_check_arity(state, call, nargs, kwnames, 1) < 0 ||
-        check_str(state, args[0], "name") < 0 ||
+        repynet_arg_str(state, args[0], "name") < 0 ||
         repynet_charge_send(state, 0, 1024.0) < 0)
         return -1;
     return repynet_charge_recv(state, 0, 4096.0);
@@ -360,10 +360,10 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
     int fd = -1, temporary = 0;
 
     if (repynet_check_arity(state, "sendmessage", nargs, kwnames, 5) < 0 ||
-        check_str(state, args[0], "destip") < 0 ||
-        check_str(state, args[3], "localip") < 0 ||
-        check_int(state, args[1], "destport") < 0 ||
-        check_int(state, args[4], "localport") < 0 ||
+        repynet_arg_str(state, args[0], "destip") < 0 ||
+        repynet_arg_str(state, args[3], "localip") < 0 ||
+        repynet_arg_int(state, args[1], "destport") < 0 ||
+        repynet_arg_int(state, args[4], "localport") < 0 ||
         repynet_arg_data(state, args[2], self->text, &view) < 0)
         return NULL;
     if (repynet_arg_address(state, args[0], "destip", &dest.addr) < 0 ||
@@ -504,6 +504,19 @@ api_listenforconnection(NetworkApiObject *self, PyObject *const *args,
 /* Seconds between connect attempts after a recoverable error (spec 2.5). */
 #define REPYNET_CONNECT_RETRY 0.2
 
+/* The longest single poll of a connect wait; the loop re-checks the
+ * deadline, so a timeout of years never overflows poll()'s int. */
+#define REPYNET_CONNECT_WAIT_SLICE_MS 60000
+
+/* Milliseconds to poll for left seconds (> 0): rounded up, at most a slice. */
+static int
+wait_slice_ms(double left)
+{
+    if (left >= REPYNET_CONNECT_WAIT_SLICE_MS / 1000.0)
+        return REPYNET_CONNECT_WAIT_SLICE_MS;
+    return (int)(left * 1000.0) + 1;
+}
+
 /*
  * Binds and connects until connected or the deadline: the fd, or -1 with
  * an exception set.
@@ -531,7 +544,7 @@ connect_until(repynet_state *state, const rn_tuple_t *key, double timeout)
             if (left <= 0.0)
                 break;
             Py_BEGIN_ALLOW_THREADS
-            rc = rn_wait_fd(fd, POLLOUT, (int)(left * 1000.0) + 1);
+            rc = rn_wait_fd(fd, POLLOUT, wait_slice_ms(left));
             Py_END_ALLOW_THREADS
             if (rc == -EINTR) {
                 if (PyErr_CheckSignals() < 0) {
@@ -583,15 +596,12 @@ api_openconnection(NetworkApiObject *self, PyObject *const *args,
 
     memset(&key, 0, sizeof(key));
     if (repynet_check_arity(state, "openconnection", nargs, kwnames, 5) < 0 ||
-        check_str(state, args[0], "destip") < 0 ||
-        check_str(state, args[2], "localip") < 0 ||
-        check_int(state, args[1], "destport") < 0 ||
-        check_int(state, args[3], "localport") < 0)
+        repynet_arg_str(state, args[0], "destip") < 0 ||
+        repynet_arg_str(state, args[2], "localip") < 0 ||
+        repynet_arg_int(state, args[1], "destport") < 0 ||
+        repynet_arg_int(state, args[3], "localport") < 0 ||
+        repynet_arg_number(state, args[4], "timeout") < 0)
         return NULL;
-    if ((!PyFloat_Check(args[4]) && !PyLong_Check(args[4])) || PyBool_Check(args[4]))
-        return repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                             "Provided timeout must be an int or float, not "
-                             "%.100s", Py_TYPE(args[4])->tp_name);
     if (repynet_arg_address(state, args[0], "destip", &key.remote.addr) < 0 ||
         repynet_arg_address(state, args[2], "localip", &key.local.addr) < 0 ||
         repynet_arg_port(state, args[1], "destport", &key.remote.port) < 0 ||

@@ -9,7 +9,9 @@
  * or raises SocketWouldBlockError: a thread that waits in the kernel does
  * not compete for the GIL, so the other thread surely gets it.  A thread
  * of ours that waits to take the GIL back is counted, and a holder that
- * never blocks hands the GIL over to it every REPYNET_TURN_CALLS calls.
+ * never blocks hands the GIL over to it every REPYNET_TURN_CALLS calls
+ * (or, when none waits yet, yields the CPU so that one whose wait ended
+ * gets scheduled).
  * docs/design-core.md ("Threads and the GIL") has the measurements.
  *
  * An fd used without the GIL is protected by the object's in-use count: a
@@ -42,7 +44,7 @@
 #define REPYNET_TURN_CALLS 16
 #define REPYNET_HAND_OVER_MAX 0.01
 
-/* --- threads and the GIL (D32) ------------------------------------------------ */
+/* --- threads and the GIL (D32) ------------------------------------------- */
 
 int
 repynet_other_threads(void)
@@ -69,6 +71,21 @@ repynet_take(repynet_state *state, PyThreadState *saved)
     state->holder_calls = 0;
 }
 
+/* Whether a thread of ours waits to take the GIL back.  A forked child
+ * inherits the count of the parent's waiters, which it does not have. */
+static int
+gil_waiter(repynet_state *state)
+{
+    if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) <= 0)
+        return 0;
+    pid_t me = getpid();
+    if (me == state->gil_pid)
+        return 1;
+    state->gil_pid = me;
+    __atomic_store_n(&state->gil_wanted, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
 /* Releases the GIL until a waiting thread of ours has taken it (bounded,
  * in case it gave up), then queues to take it back. */
 static void
@@ -87,12 +104,24 @@ hand_over(repynet_state *state)
 void
 repynet_gil_turn(repynet_state *state)
 {
-    if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) > 0 &&
-        ++state->holder_calls >= REPYNET_TURN_CALLS)
+    if (++state->holder_calls < REPYNET_TURN_CALLS)
+        return;
+    if (gil_waiter(state)) {
         hand_over(state);
+    }
+    else if (repynet_other_threads()) {
+        /* A thread whose wait ended may not have been scheduled yet:
+         * give it the CPU before going on. */
+        PyThreadState *saved = repynet_release();
+        sched_yield();
+        repynet_take(state, saved);
+    }
+    else {
+        state->holder_calls = 0;
+    }
 }
 
-/* --- the shared receive buffer ---------------------------------------------------- */
+/* --- the shared receive buffer ------------------------------------------- */
 
 /* A buffer of at least size bytes: the shared one when free and large
  * enough, else a new one.  NULL with MemoryError. */
@@ -117,7 +146,8 @@ take_buffer(repynet_state *state, size_t size)
 static void
 give_buffer(repynet_state *state, char *buffer, size_t size)
 {
-    if (buffer != NULL && size <= REPYNET_SCRATCH_SIZE && state->scratch == NULL)
+    if (buffer != NULL && size <= REPYNET_SCRATCH_SIZE &&
+        state->scratch == NULL)
         state->scratch = buffer;
     else
         PyMem_RawFree(buffer);
@@ -130,7 +160,7 @@ repynet_sockets_free(repynet_state *state)
     state->scratch = NULL;
 }
 
-/* --- fd lifetime -------------------------------------------------------------------- */
+/* --- fd lifetime --------------------------------------------------------- */
 
 static rn_table_t *
 socket_table(RepynetSocketObject *self)
@@ -221,7 +251,7 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
     ssize_t rc = -EAGAIN;
     long bound = (long)self->wait_us[writing];
     if (bound == 0) {
-        if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) > 0)
+        if (gil_waiter(state))
             hand_over(state);
         else
             repynet_take(state, repynet_release());
@@ -240,7 +270,8 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
     if (rc >= 0)
         self->wait_us[writing] = REPYNET_WAIT_MAX_US;
     else if (ready == 0)
-        self->wait_us[writing] = bound / 2 < REPYNET_WAIT_MIN_US ? 0 : (unsigned)bound / 2;
+        self->wait_us[writing] =
+            bound / 2 < REPYNET_WAIT_MIN_US ? 0 : (unsigned)(bound / 2);
     return rc;
 }
 
@@ -264,7 +295,7 @@ socket_io(RepynetSocketObject *self, rn_io_t *io)
     return wait_and_retry(self, io, writing);
 }
 
-/* --- shared methods ------------------------------------------------------------------ */
+/* --- shared methods ------------------------------------------------------ */
 
 static PyObject *
 closed_locally(RepynetSocketObject *self)
@@ -711,6 +742,7 @@ int
 repynet_sockets_exec(PyObject *module)
 {
     repynet_state *state = repynet_get_state(module);
+    state->gil_pid = getpid();
     if (add_type(module, &tcp_socket_spec, &state->tcp_socket_type) < 0 ||
         add_type(module, &tcp_server_spec, &state->tcp_server_type) < 0 ||
         add_type(module, &udp_server_spec, &state->udp_server_type) < 0)

@@ -22,6 +22,22 @@ rn_portset_add(rn_portset_t *set, long port)
     return 0;
 }
 
+int
+rn_portset_set_bitmap(rn_portset_t *set, const uint8_t *bitmap, size_t len)
+{
+    if (len != RN_PORTSET_BITMAP_BYTES || (bitmap[0] & 1))
+        return -EINVAL;
+    /* Byte order independent: byte i holds ports 8i..8i+7, low bit first. */
+    size_t words = sizeof(set->bits) / sizeof(set->bits[0]);
+    for (size_t word = 0; word < words; word++) {
+        uint64_t bits = 0;
+        for (size_t byte = 0; byte < 8; byte++)
+            bits |= (uint64_t)bitmap[word * 8 + byte] << (8 * byte);
+        set->bits[word] = bits;
+    }
+    return 0;
+}
+
 bool
 rn_portset_contains(const rn_portset_t *set, long port)
 {

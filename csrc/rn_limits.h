@@ -23,6 +23,14 @@ typedef struct rn_portset {
 void rn_portset_clear(rn_portset_t *set);
 /* 0, or -EINVAL for a port outside 1..65535. */
 int rn_portset_add(rn_portset_t *set, long port);
+/*
+ * Sets the whole set from a bitmap of RN_PORTSET_BITMAP_BYTES bytes in
+ * which bit (port % 8) of byte (port / 8) stands for a port: 0, or -EINVAL
+ * for another length or a set bit for port 0.
+ */
+#define RN_PORTSET_BITMAP_BYTES (65536 / 8)
+int rn_portset_set_bitmap(rn_portset_t *set, const uint8_t *bitmap,
+                          size_t len);
 bool rn_portset_contains(const rn_portset_t *set, long port);
 size_t rn_portset_count(const rn_portset_t *set);
 /* Writes up to max ports in ascending order; returns how many exist. */

@@ -252,7 +252,8 @@ int
 rn_wait_fd_us(int fd, short events, long timeout_us)
 {
     struct pollfd pfd = {.fd = fd, .events = events};
-    struct timespec timeout = {timeout_us / 1000000, (timeout_us % 1000000) * 1000};
+    struct timespec timeout = {timeout_us / 1000000,
+                               (timeout_us % 1000000) * 1000};
     int rc = ppoll(&pfd, 1, &timeout, NULL);
     if (rc < 0)
         return -errno;
@@ -392,4 +393,16 @@ rn_os_udp_find(const rn_tuple_t *key)
 {
     /* UDP sockets are listed with state 7 (TCP_CLOSE) when unconnected. */
     return scan_listings("/proc/net/udp", "/proc/net/udp6", key, ~0u, false);
+}
+
+int
+rn_os_addr_is_local(const rn_addr_t *addr)
+{
+    /* Port 0 never conflicts, so only the address can make bind fail. */
+    int fd = rn_udp_bound(addr, 0);
+    if (fd >= 0) {
+        close(fd);
+        return 1;
+    }
+    return fd == -EADDRNOTAVAIL ? 0 : fd;
 }

@@ -97,14 +97,24 @@ void rn_sock_close(int fd, bool shut_down);
 enum {
     RN_TCP_ESTABLISHED = 1,
     RN_TCP_SYN_SENT = 2,
+    RN_TCP_FIN_WAIT1 = 4,
+    RN_TCP_FIN_WAIT2 = 5,
     RN_TCP_TIME_WAIT = 6,
     RN_TCP_CLOSE_WAIT = 8,
+    RN_TCP_LAST_ACK = 9,
     RN_TCP_LISTEN = 10,
+    RN_TCP_CLOSING = 11,
 };
 #define RN_TCP_STATE(s) (1u << (s))
 #define RN_TCP_ACTIVE                                                     \
     (RN_TCP_STATE(RN_TCP_ESTABLISHED) | RN_TCP_STATE(RN_TCP_CLOSE_WAIT) |  \
      RN_TCP_STATE(RN_TCP_SYN_SENT))
+/* The states of a connection being torn down that still hold its 4-tuple
+ * (D30). */
+#define RN_TCP_CLOSING_STATES                                             \
+    (RN_TCP_STATE(RN_TCP_FIN_WAIT1) | RN_TCP_STATE(RN_TCP_FIN_WAIT2) |     \
+     RN_TCP_STATE(RN_TCP_CLOSING) | RN_TCP_STATE(RN_TCP_LAST_ACK) |        \
+     RN_TCP_STATE(RN_TCP_TIME_WAIT))
 
 /*
  * Whether the OS lists a TCP socket in one of the states of state_mask
@@ -115,6 +125,9 @@ enum {
  */
 int rn_os_tcp_find(const rn_tuple_t *key, unsigned state_mask,
                    bool match_remote);
+/* Whether addr is an address of this host (a socket can bind to it):
+ * 1, 0 or -errno. */
+int rn_os_addr_is_local(const rn_addr_t *addr);
 /* Whether the OS lists a UDP socket bound to key's local end
  * (wildcard-aware).  1, 0 or -errno. */
 int rn_os_udp_find(const rn_tuple_t *key);

@@ -22,14 +22,25 @@ import sys
 import threading
 import time
 import traceback
+from typing import Any, Optional
 
 from . import _repynet, errors
+from .restrictions import current_restrictions
 
 # The program's main code runs in a thread of this name (the real main
 # thread only supervises and receives SIGINT).
 MAIN_THREAD_NAME = "MainThread"
 # time.sleep() rejects very long intervals; longer sleeps loop.
 _LONGEST_SINGLE_SLEEP = 86400.0
+# randombytes() returns this many bytes, as Repy's does.
+RANDOM_BYTES_PER_CALL = 1024
+# The code that runs a program named after `run dylink.r2py` (dylink.py).
+DISPATCH_FILENAME = "<dylink>"
+# Frames of these runner files are left out of a program's tracebacks (the
+# module loader and the translator stand between a program and its modules).
+_HIDDEN_FRAME_FILES = (DISPATCH_FILENAME, *(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    for name in ("dylink.py", "py2compat.py")))
 
 
 def _check_arguments(function_name, args, kwargs, count):
@@ -87,6 +98,43 @@ class RepyLock:
                 "Releasing an un-locked lock!") from None
 
 
+class RateBucket:
+    """Repy's nanny rule for a renewable resource such as ``random``.
+
+    A charge first waits until what was used has drained to at most one
+    second's worth at the rate in force, then adds its amount: the first
+    call never waits, and the average stays at the rate.  The rate is read
+    at each charge, so set_restrictions() applies at once.
+    """
+
+    def __init__(self, resource: str) -> None:
+        self.resource = resource
+        self._lock = threading.Lock()
+        self._used = 0.0
+        self._drained_at = time.monotonic()
+
+    def charge(self, amount: float) -> None:
+        """Waits for the rate, then records ``amount``.
+
+        A rate of 0 is what a restrictions file that leaves the resource
+        out gives (repynet reads the resources it does not enforce as 0),
+        so it means no limit.
+        """
+        with self._lock:
+            while True:
+                rate = float(current_restrictions()[self.resource])
+                if rate <= 0:
+                    self._used = 0.0
+                    return
+                now = time.monotonic()
+                self._used = max(0.0, self._used - (now - self._drained_at) * rate)
+                self._drained_at = now
+                if self._used <= rate:
+                    break
+                time.sleep(min((self._used - rate) / rate, _LONGEST_SINGLE_SLEEP))
+            self._used += amount
+
+
 class Program:
     """The state one program's namespace functions share with the runner."""
 
@@ -106,14 +154,28 @@ class Program:
         self._thread_numbers = itertools.count(1)
         # Taken once, by the first thread that ends the process.
         self._exit_lock = threading.Lock()
+        self._random_bucket = RateBucket("random")
 
     # --- the namespace ----------------------------------------------------
 
-    def namespace(self, network_api):
+    def namespace(self, network_api: dict[str, Any]) -> dict[str, Any]:
         """The program's globals: Repy built-ins, exceptions and the network API."""
-        names = {"__name__": "__main__", "__file__": self.path}
-        for name in errors.__all__:
-            names[name] = getattr(errors, name)
+        names: dict[str, Any] = {"__name__": "__main__", "__file__": self.path}
+        names.update(self.api(network_api))
+        names.update(
+            callargs=list(self.callargs),
+            # What repy.py sets: most V2 programs start with
+            # `if callfunc == 'initialize':` and keep state in mycontext.
+            callfunc="initialize",
+            mycontext={},
+        )
+        # Repy's introspection: the program's own globals.
+        names["_context"] = names
+        return names
+
+    def api(self, network_api: dict[str, Any]) -> dict[str, Any]:
+        """The Repy API names (what dylink hands on to a module it imports)."""
+        names: dict[str, Any] = {name: getattr(errors, name) for name in errors.__all__}
         names.update(
             log=self.log,
             sleep=self.sleep,
@@ -122,22 +184,33 @@ class Program:
             getruntime=self.getruntime,
             getthreadname=self.getthreadname,
             exitall=self.exitall,
+            randombytes=self.randombytes,
+            getlasterror=self.getlasterror,
         )
         names.update(network_api)
-        names.update(
-            callargs=list(self.callargs),
-            # What repy.py sets: most V2 programs start with
-            # `if callfunc == 'initialize':` and keep state in mycontext.
-            callfunc="initialize",
-            mycontext={},
-        )
         return names
 
-    def log(self, *args, **kwargs):
+    def log(self, *args: Any, **kwargs: Any) -> None:
         """Write each argument str()-ed, like Python 2's ``print x,``."""
         if kwargs:
             raise errors.RepyArgumentError("log() takes no keyword arguments")
-        texts = [str(arg) for arg in args]
+        self._write_items([str(arg) for arg in args], newline=False)
+
+    def print_statement(self, *args: Any, sep: str = " ", end: str = "\n",
+                        file: Any = None, flush: bool = False) -> None:
+        """``print`` for translated Python 2 code: the print statement's output.
+
+        ``print a, b`` writes like ``log(a, b)`` and then a newline with no
+        space before it; ``print a,`` (``end=" "``) leaves the space pending,
+        so the next item is separated as in Python 2.  Any other use is
+        Python 3's print.
+        """
+        if file is not None or sep != " " or end not in ("\n", " "):
+            builtins.print(*args, sep=sep, end=end, file=file, flush=flush)
+            return
+        self._write_items([str(arg) for arg in args], newline=end == "\n")
+
+    def _write_items(self, texts: list[str], newline: bool) -> None:
         with self._log_lock:
             for text in texts:
                 if self._softspace:
@@ -147,9 +220,26 @@ class Program:
                 # space (a newline, a tab) leaves no pending space.
                 last = text[-1:]
                 self._softspace = not (last.isspace() and last != " ")
+            if newline:
+                self._stdout.write("\n")
+                self._softspace = False
             # Written at once, so output interleaves as the threads ran and
             # is not lost when another thread ends the process.
             self._stdout.flush()
+
+    def randombytes(self, *args: Any, **kwargs: Any) -> str:
+        """1024 random bytes, one character each (text mode), charged to ``random``."""
+        _check_arguments("randombytes", args, kwargs, 0)
+        self._random_bucket.charge(RANDOM_BYTES_PER_CALL)
+        return os.urandom(RANDOM_BYTES_PER_CALL).decode("latin-1")
+
+    def getlasterror(self, *args: Any, **kwargs: Any) -> Optional[str]:
+        """The traceback of the exception this thread is handling, or None."""
+        _check_arguments("getlasterror", args, kwargs, 0)
+        exc = sys.exc_info()[1]
+        if exc is None:
+            return None
+        return format_uncaught(exc)
 
     def sleep(self, *args, **kwargs):
         """Sleep at least the given seconds (int or float, >= 0)."""
@@ -311,7 +401,7 @@ class Program:
         os._exit(status)
 
 
-def format_uncaught(exc, skip_frames=0):
+def format_uncaught(exc: BaseException, skip_frames: int = 0) -> str:
     """A traceback whose exception line names the class without its module.
 
     Python would print ``repynet.errors.ResourceForbiddenError: ...``; Repy
@@ -322,6 +412,8 @@ def format_uncaught(exc, skip_frames=0):
         if tb is not None:
             tb = tb.tb_next
     report = traceback.TracebackException(type(exc), exc, tb)
+    report.stack = traceback.StackSummary.from_list(
+        [frame for frame in report.stack if frame.filename not in _HIDDEN_FRAME_FILES])
     lines = list(report.format())
     only = list(report.format_exception_only())
     if lines[-len(only):] == only:

@@ -18,16 +18,18 @@ import signal
 import sys
 from dataclasses import dataclass, field
 
-from . import __version__, _program, _repynet, api_namespace, errors
+from . import __version__, _program, _repynet, api_namespace, dylink, errors
+from .py2compat import SOURCE_LANGUAGES, CompileOverflowError, TranslationCache
 from .restrictions import Restrictions, RestrictionsError, getresources, set_restrictions
 
 USAGE = "usage: python -m repynet run [OPTIONS] PROGRAM [OPTIONS] [--] [ARG ...]"
 
 HELP = f"""{USAGE}
 
-Run a Repy V2 program (Python 3 syntax) with the Repy network API, log,
+Run a Repy V2 program (Python 2 or 3 source) with the Repy network API, log,
 sleep, createthread, createlock, getruntime, getthreadname, exitall,
-getresources and callargs in its namespace.
+getresources, randombytes, getlasterror, dylink's dy_* calls and callargs in
+its namespace.
 
 options:
   --restrictions FILE  the restrictions file to enforce (default: Seattle's
@@ -39,6 +41,11 @@ options:
   --iface NAME         prefer the IPv4 addresses of an interface (repeatable)
   --nootherips         allow binding only to the --ip/--iface addresses
                        (127.0.0.1 stays allowed)
+  --source py2|py3|auto
+                       the program's Python (default auto: source that
+                       parses as Python 2 runs with its Python 2 meaning)
+  --lib DIR            look for dylink modules in DIR after the program's
+                       directory (repeatable; then $REPY_PATH)
   -h, --help           show this help and exit
   --version            show the version and exit
 
@@ -52,6 +59,7 @@ programs by operating-system means: a separate user, a network namespace
 """
 
 _VALUE_OPTIONS = ("--restrictions", "--api", "--ip", "--iface")
+_VALUE_OPTIONS += ("--source", "--lib")
 _FLAG_OPTIONS = ("--nootherips", "--help", "-h", "--version")
 _API_VERSIONS = ("v2", "v1")
 STATUS_USAGE = 2
@@ -71,6 +79,8 @@ class Options:
     # ("ip", ADDR) and ("iface", NAME) in command-line order.
     local_addresses: list = field(default_factory=list)
     nootherips: bool = False
+    source: str = None
+    lib_dirs: list = field(default_factory=list)
     show_help: bool = False
     show_version: bool = False
 
@@ -145,6 +155,12 @@ def _set_value_option(options, name, value):
         if value not in _API_VERSIONS:
             raise UsageError(f"--api must be v2 or v1, got {value!r}")
         options.api = value
+    elif name == "--source":
+        if value not in SOURCE_LANGUAGES:
+            raise UsageError(f"--source must be py2, py3 or auto, got {value!r}")
+        options.source = value
+    elif name == "--lib":
+        options.lib_dirs.append(value)
     elif name == "--ip":
         options.local_addresses.append(("ip", value))
     else:
@@ -196,25 +212,34 @@ def _run(argv):
             sys.stderr.write(f"repynet run: bad --ip/--iface: {err}\n")
             return STATUS_USAGE
 
+    # `run dylink.r2py PROGRAM ...` (repy.py's command line): dylink is native.
+    source = None
     try:
-        with open(options.program, "rb") as stream:
-            source = stream.read()
+        if not dylink.names_dylink(options.program):
+            with open(options.program, "rb") as stream:
+                source = stream.read()
     except OSError as err:
         sys.stderr.write(f"repynet run: cannot read {options.program}: {err.strerror}\n")
         return STATUS_USAGE
 
     _make_stdout_faithful()
     program = _program.Program(options.program, options.callargs)
+    linker = dylink.Linker(program, options.program, options.source or "auto",
+                           options.lib_dirs, TranslationCache.for_user(_warn))
+    namespace = program.namespace(_network_namespace())
     try:
-        code = compile(source, options.program, "exec", dont_inherit=True)
+        code = linker.prepare_main(source, namespace)
     except (SyntaxError, ValueError) as err:
         # A program that does not compile is the program's error (status 1),
         # reported as Python would, without the runner's frames.
         sys.stderr.write(_program.format_uncaught(err, skip_frames=1))
         return 1
+    except CompileOverflowError as err:
+        sys.stderr.write(f"{err}\n")
+        return 1
 
     try:
-        program.start(code, program.namespace(_network_namespace()))
+        program.start(code, namespace)
     except errors.ResourceExhaustedError as err:
         sys.stderr.write("repynet run: the program's main thread needs one 'events' item\n"
                          f"{type(err).__name__}: {err}\n")
@@ -233,6 +258,10 @@ def _network_namespace():
     names = dict(api_namespace(text=True))
     names.setdefault("getresources", _checked_getresources)
     return names
+
+
+def _warn(message):
+    sys.stderr.write(f"{message}\n")
 
 
 def _checked_getresources(*args, **kwargs):

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,28 @@ def pytest_collect_file(parent, file_path):
     return None
 
 
+# --- child processes ----------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def children_import_this_repynet():
+    """Every child process imports the repynet this process imported.
+
+    From an installed wheel that is site-packages, not the source tree,
+    which has no built extension unless an in-place build left one there.
+    """
+    import repynet
+
+    saved = os.environ.get("PYTHONPATH")
+    where = os.path.dirname(os.path.dirname(os.path.abspath(repynet.__file__)))
+    os.environ["PYTHONPATH"] = where + (os.pathsep + saved if saved else "")
+    yield
+    if saved is None:
+        del os.environ["PYTHONPATH"]
+    else:
+        os.environ["PYTHONPATH"] = saved
+
+
 # --- loopback families --------------------------------------------------------
 
 
@@ -212,3 +235,43 @@ def restrict():
 
     yield apply
     repynet.set_restrictions(repynet.Restrictions.default())
+
+
+# --- connections --------------------------------------------------------------
+
+
+def _accept_one(server):
+    from repynet import errors
+
+    for _ in range(2000):
+        try:
+            return server.getconnection()[2]
+        except errors.SocketWouldBlockError:
+            time.sleep(0.001)
+    raise AssertionError("the connection never reached the listener")
+
+
+@pytest.fixture
+def accept():
+    """accept(server): the next connection's socket, waiting for it to arrive."""
+    return _accept_one
+
+
+@pytest.fixture
+def connect_pair():
+    """connect_pair(port, client_port) -> (client, accepted, server) on
+    127.0.0.1, all three closed after the test."""
+    import repynet
+
+    made = []
+
+    def connect(port, client_port):
+        server = repynet.listenforconnection("127.0.0.1", port)
+        client = repynet.openconnection("127.0.0.1", port, "127.0.0.1", client_port, 5)
+        accepted = _accept_one(server)
+        made.extend((client, accepted, server))
+        return client, accepted, server
+
+    yield connect
+    for sock in made:
+        sock.close()

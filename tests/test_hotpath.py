@@ -35,24 +35,9 @@ def allow(restrict):
     return apply
 
 
-def _accept(server):
-    for _ in range(2000):
-        try:
-            return server.getconnection()[2]
-        except WOULD_BLOCK:
-            time.sleep(0.001)
-    raise AssertionError("the connection never reached the listener")
-
-
 @pytest.fixture
-def pair(allow):
-    server = repynet.listenforconnection(LO, _port(0))
-    client = repynet.openconnection(LO, _port(0), LO, _port(1), 5)
-    accepted = _accept(server)
-    yield client, accepted, server
-    client.close()
-    accepted.close()
-    server.close()
+def pair(allow, connect_pair):
+    return connect_pair(_port(0), _port(1))
 
 
 def _wait_readable(call, *args):
@@ -165,7 +150,7 @@ def test_signal_during_getconnection_charge_keeps_the_connection(allow, alarm):
         client.close()
 
 
-def test_signal_during_openconnection_charge_keeps_the_connection(allow, alarm):
+def test_signal_during_openconnection_charge_keeps_the_connection(allow, alarm, accept):
     with repynet.listenforconnection(LO, _port(6)) as server:
         allow(loopsend=50.0)  # 128 units: about 1.6 s of waiting
         alarm(0.2)
@@ -175,7 +160,7 @@ def test_signal_during_openconnection_charge_keeps_the_connection(allow, alarm):
         assert len(results) == 1
         client = results[0]
         allow()
-        accepted = _accept(server)
+        accepted = accept(server)
         accepted.send(b"back")
         assert _wait_readable(client.recv, 10) == b"back"
         accepted.close()
@@ -249,10 +234,10 @@ def test_a_forked_child_does_not_half_close_the_parents_connection(pair):
     assert _wait_readable(client.recv, 10) == b"back"
 
 
-def test_deallocation_does_not_shut_a_shared_socket_down(allow):
+def test_deallocation_does_not_shut_a_shared_socket_down(allow, accept):
     server = repynet.listenforconnection(LO, _port(30))
     client = repynet.openconnection(LO, _port(30), LO, _port(31), 5)
-    accepted = _accept(server)
+    accepted = accept(server)
     pid = os.fork()
     if pid == 0:  # the child drops its last reference to its copy
         try:
@@ -273,11 +258,11 @@ def test_deallocation_does_not_shut_a_shared_socket_down(allow):
 # --- send after the peer's FIN (spec 3.1) ----------------------------------------------
 
 
-def test_send_right_after_the_peers_close_raises_closed_remote(allow):
+def test_send_right_after_the_peers_close_raises_closed_remote(allow, accept):
     with repynet.listenforconnection(LO, _port(8)) as server:
         for i in range(20):
             client = repynet.openconnection(LO, _port(8), LO, _port(10 + i), 5)
-            accepted = _accept(server)
+            accepted = accept(server)
             client.close()  # over loopback the FIN is queued before this returns
             with pytest.raises(errors.SocketClosedRemote):
                 accepted.send(b"late")
@@ -349,10 +334,10 @@ def test_refusals_are_audited(allow, audited):
     ]
 
 
-def test_send_after_our_recv_saw_the_fin_raises_closed_remote(allow):
+def test_send_after_our_recv_saw_the_fin_raises_closed_remote(allow, accept):
     with repynet.listenforconnection(LO, _port(9)) as server:
         client = repynet.openconnection(LO, _port(9), LO, _port(40), 5)
-        accepted = _accept(server)
+        accepted = accept(server)
         client.send(b"last")
         client.close()
         assert _wait_readable(accepted.recv, 10) == b"last"

@@ -209,8 +209,9 @@ def test_a_syntax_error_exits_1_naming_the_line(tmp_path):
     assert last_stderr_line(result).startswith("SyntaxError: ")
 
 
-def test_python_2_syntax_is_not_converted(tmp_path):
-    result = run_program(tmp_path, 'print "hello"\n')
+def test_python_2_syntax_is_not_converted_with_source_py3(tmp_path):
+    # The default (--source auto) translates it: tests/test_py2.py.
+    result = run_program(tmp_path, 'print "hello"\n', before=("--source", "py3"))
     assert result.returncode == 1
     assert last_stderr_line(result).startswith("SyntaxError: ")
 

@@ -41,24 +41,9 @@ def no_forced_switches():
     sys.setswitchinterval(previous)
 
 
-def _accept(server):
-    for _ in range(2000):
-        try:
-            return server.getconnection()[2]
-        except WOULD_BLOCK:
-            time.sleep(0.001)
-    raise AssertionError("the connection never reached the listener")
-
-
 @pytest.fixture
-def pair():
-    server = repynet.listenforconnection(LO, _port(0))
-    client = repynet.openconnection(LO, _port(0), LO, _port(1), 5)
-    accepted = _accept(server)
-    yield client, accepted, server
-    client.close()
-    accepted.close()
-    server.close()
+def pair(connect_pair):
+    return connect_pair(_port(0), _port(1))
 
 
 def _run(target):
@@ -75,7 +60,7 @@ def _run(target):
     return thread, errors_seen
 
 
-# --- hand-over (SRS: D32) --------------------------------------------------------
+# --- hand-over (spec D32) --------------------------------------------------------
 
 
 def test_busy_retry_ping_pong_hands_the_gil_over_at_would_block(pair, no_forced_switches):
@@ -146,7 +131,7 @@ def test_a_sender_that_never_blocks_does_not_starve_the_receiver(no_forced_switc
     assert received == sorted(received)
 
 
-# --- fd lifetime (SRS: D32) ----------------------------------------------------------
+# --- fd lifetime (spec D32) ----------------------------------------------------------
 
 _PPOLL = {"x86_64": 271, "aarch64": 73}.get(platform.machine())
 
@@ -159,7 +144,7 @@ def _in_ppoll(native_id):
         return False
 
 
-def _close_during_call(setup, expected, attempts=20):
+def _close_during_call(setup, expected, accept, attempts=20):
     """Calls a method in a thread until it raises and closes its socket from
     this thread, aiming at the moment the call waits in the kernel.  setup()
     gives (call, close, cleanup) for a fresh socket; the call must raise
@@ -192,7 +177,7 @@ def _close_during_call(setup, expected, attempts=20):
         close()
         # The fd of the closed socket must stay open until the call is out
         # of the kernel: a socket made now must not get its number.
-        _check_untouched()
+        _check_untouched(accept)
         thread.join()
         cleanup()
         assert len(outcome) == 1
@@ -203,12 +188,12 @@ def _close_during_call(setup, expected, attempts=20):
     assert hits > 0
 
 
-def _check_untouched():
+def _check_untouched(accept):
     """Opens a new connection (its fds would take the numbers of any fd
     closed too early) and checks that data through it arrives intact."""
     server = repynet.listenforconnection(LO, _port(10))
     client = repynet.openconnection(LO, _port(10), LO, _port(11), 5)
-    accepted = _accept(server)
+    accepted = accept(server)
     try:
         client.send(b"untouched")
         data = b""
@@ -226,10 +211,10 @@ def _check_untouched():
         server.close()
 
 
-def _tcp_setup(fill=False):
+def _tcp_setup(accept, fill=False):
     server = repynet.listenforconnection(LO, _port(0))
     client = repynet.openconnection(LO, _port(0), LO, _port(1), 5)
-    accepted = _accept(server)
+    accepted = accept(server)
     chunk = b"x" * 65536
     if fill:
         while True:
@@ -251,34 +236,23 @@ needs_ppoll = pytest.mark.skipif(_PPOLL is None, reason="ppoll's syscall number 
 
 
 @needs_ppoll
-def test_close_during_recv_raises_closed_local_and_keeps_the_fd():
-    _close_during_call(_tcp_setup, errors.SocketClosedLocal)
+@pytest.mark.parametrize("fill", [False, True], ids=["recv", "send"])
+def test_close_during_recv_or_send_raises_closed_local_and_keeps_the_fd(accept, fill):
+    _close_during_call(lambda: _tcp_setup(accept, fill), errors.SocketClosedLocal, accept)
 
 
 @needs_ppoll
-def test_close_during_send_raises_closed_local_and_keeps_the_fd():
-    _close_during_call(lambda: _tcp_setup(fill=True), errors.SocketClosedLocal)
-
-
-@needs_ppoll
-def test_close_during_getconnection_raises_closed_local_and_keeps_the_fd():
+@pytest.mark.parametrize("method", ["getconnection", "getmessage"])
+def test_close_during_a_listener_call_raises_closed_local_and_keeps_the_fd(accept, method):
     def setup():
-        server = repynet.listenforconnection(LO, _port(4))
-        return server.getconnection, server.close, lambda: None
+        listener = (repynet.listenforconnection(LO, _port(4)) if method == "getconnection"
+                    else repynet.listenformessage(LO, _port(5)))
+        return getattr(listener, method), listener.close, lambda: None
 
-    _close_during_call(setup, errors.SocketClosedLocal)
-
-
-@needs_ppoll
-def test_close_during_getmessage_raises_closed_local_and_keeps_the_fd():
-    def setup():
-        listener = repynet.listenformessage(LO, _port(5))
-        return listener.getmessage, listener.close, lambda: None
-
-    _close_during_call(setup, errors.SocketClosedLocal)
+    _close_during_call(setup, errors.SocketClosedLocal, accept)
 
 
-def test_close_of_the_listener_during_sendmessage_from_its_pair():
+def test_close_of_the_listener_during_sendmessage_from_its_pair(accept):
     listener = repynet.listenformessage(LO, _port(6))
     target = repynet.listenformessage(LO, _port(7))
     sent = []
@@ -291,7 +265,7 @@ def test_close_of_the_listener_during_sendmessage_from_its_pair():
     thread, failures = _run(sender)
     time.sleep(0.05)
     listener.close()
-    _check_untouched()
+    _check_untouched(accept)
     time.sleep(0.05)
     stop.set()
     thread.join()
