@@ -476,7 +476,7 @@ def targets_summary(rows: Sequence[Row]) -> str:
         if judged:
             met = sum(1 for row in judged if row["met"])
             parts.append(f"{name}: {met} of {len(judged)} rows meet their targets")
-    return "; ".join(parts) + "."
+    return "; ".join(parts) + "." if parts else "No row here has a target."
 
 
 def format_table(rows: Sequence[Row]) -> str:
@@ -548,14 +548,15 @@ def markdown_table(rows: Sequence[Row], report: Dict[str, Any]) -> str:
 def advantage(row: Row) -> Optional[float]:
     """How far repynet is ahead of its yardstick: >1 ahead, for costs and rates alike.
 
-    None for a row without a ratio to chart: a fraction, or a row judged by an
-    absolute target only (memory), where a bar left of 1 would mislead.
+    None for a row without a ratio to chart: a fraction, an "info" row (whose
+    direction the harness does not know), or a row judged by an absolute
+    target only (memory), where a bar left of 1 would mislead.
     """
     ratio = row["ratio"]
-    if ratio is None or ratio <= 0 or row["kind"] not in ("rate", "cost", "info") or \
+    if ratio is None or ratio <= 0 or row["kind"] not in ("rate", "cost") or \
             row["group"] in UNJUDGED_RATIOS:
         return None
-    return float(1.0 / ratio if row["kind"] == "cost" else ratio)
+    return float(ratio if row["kind"] == "rate" else 1.0 / ratio)
 
 
 def chart_label(row: Row) -> str:
@@ -642,6 +643,8 @@ def parse_arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                              "cases; default: both")
     parser.add_argument("--extra", action="append", type=Path, default=[], metavar="SCRIPT",
                         help="one more script printing BENCH-ROW lines (repeatable)")
+    parser.add_argument("--no-default-extras", action="store_true",
+                        help=f"run only the --extra scripts, not {', '.join(EXTRA_SCRIPTS)}")
     parser.add_argument("--load", action="store_true",
                         help="run everything again with one busy process per CPU")
     parser.add_argument("--docs", nargs="?", type=Path, const=DOCS, default=None,
@@ -672,7 +675,8 @@ def build_jobs(args: argparse.Namespace, families: Sequence[str]) -> List[Job]:
     if "memory" in args.groups:
         jobs += memory_jobs(args.quick, args.scale)
     if "extra" in args.groups:
-        scripts = [BENCH / name for name in EXTRA_SCRIPTS if (BENCH / name).exists()]
+        scripts = [] if args.no_default_extras else \
+            [BENCH / name for name in EXTRA_SCRIPTS if (BENCH / name).exists()]
         jobs += extra_jobs(args.quick, scripts + list(args.extra))
     return jobs
 

@@ -121,8 +121,8 @@ def test_an_extra_script_adds_its_rows_runs_under_load_and_its_report_is_shown_a
     script.write_text(EXTRA_SCRIPT)
     output = tmp_path / "bench.json"
 
-    finished = run_harness("--groups", "extra", "--extra", str(script), "--load",
-                           "--output", str(output))
+    finished = run_harness("--groups", "extra", "--extra", str(script), "--no-default-extras",
+                           "--load", "--output", str(output))
 
     assert finished.returncode == 0, finished.stdout + finished.stderr
     report = read_report(output)
