@@ -75,6 +75,8 @@ repynet_exec(PyObject *module)
         return -1;
     if (repynet_queue_exec(module) < 0)
         return -1;
+    if (repynet_v1_exec(module) < 0)
+        return -1;
     return 0;
 }
 

@@ -346,4 +346,13 @@ void repynet_sockets_free(repynet_state *state);
 int repynet_api_exec(PyObject *module);
 int repynet_queue_exec(PyObject *module); /* py_queue.c */
 
+/* --- py_v1.c: the Repy V1 call style (repynet/v1.py) ---------------------- */
+
+/* py_api.c's bind-and-connect loop until key is connected or timeout
+ * seconds pass (GIL released while waiting): the fd, or -1 with an
+ * exception set.  key->local.port 0 lets the kernel pick the port. */
+int repynet_connect_until(repynet_state *state, const rn_tuple_t *key,
+                          double timeout);
+int repynet_v1_exec(PyObject *module);
+
 #endif /* REPYNET_GLUE_H */

@@ -625,7 +625,7 @@ api_openconnection(NetworkApiObject *self, PyObject *const *args,
     /* D26: connect errors win over ResourceExhaustedError; the peer sees
      * a connection that is then dropped, as in the original. */
     if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
-        rn_sock_close(fd, true);
+        rn_sock_close(fd);
         return NULL;
     }
     PyObject *sock = repynet_tcp_socket_new(state, fd, self->text, &key);
@@ -777,4 +777,12 @@ repynet_api_exec(PyObject *module)
     if (PyModule_AddObjectRef(module, "NetworkAPI", (PyObject *)state->api_type) < 0)
         return -1;
     return PyModule_AddFunctions(module, api_module_methods);
+}
+
+/* For py_v1.c: the same bind-and-connect loop (see _repynet.h). */
+int
+repynet_connect_until(repynet_state *state, const rn_tuple_t *key,
+                      double timeout)
+{
+    return connect_until(state, key, timeout);
 }

@@ -204,13 +204,12 @@ socket_release(RepynetSocketObject *self, int explicit_close)
     rn_counter_release(socket_counter(self));
     bool shut_down = explicit_close && self->kind == REPYNET_LIVE_TCP_SOCKET &&
                      self->owner == getpid();
-    if (self->users == 0) {
-        rn_sock_close(fd, shut_down);
-        return;
-    }
     if (shut_down)
         shutdown(fd, SHUT_WR);
-    self->orphan_fd = fd;
+    if (self->users == 0)
+        close(fd);
+    else
+        self->orphan_fd = fd;
 }
 
 static void

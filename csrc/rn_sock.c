@@ -217,10 +217,9 @@ rn_sock_local(int fd, rn_addr_t *addr, uint16_t *port)
 }
 
 void
-rn_sock_close(int fd, bool shut_down)
+rn_sock_close(int fd)
 {
-    if (shut_down)
-        shutdown(fd, SHUT_WR);
+    shutdown(fd, SHUT_WR);
     close(fd);
 }
 

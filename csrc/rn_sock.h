@@ -85,11 +85,10 @@ ssize_t rn_recvfrom(int fd, void *buf, size_t len, rn_addr_t *from,
 int rn_wait_fd(int fd, short events, int timeout_ms);
 /* Local address of a socket. */
 int rn_sock_local(int fd, rn_addr_t *addr, uint16_t *port);
-/* Closes a socket; when shut_down, first shuts down its write side (so the
- * peer sees EOF even if a forked child still holds the socket: only the
- * process that made the socket may do that).  Errors are ignored; fd is
- * gone. */
-void rn_sock_close(int fd, bool shut_down);
+/* Shuts down the write side and closes (so the peer sees EOF even while a
+ * forked child still holds the socket: only for the process that made
+ * it); errors are ignored, fd is gone. */
+void rn_sock_close(int fd);
 
 /* --- OS socket listings ----------------------------------------------- */
 

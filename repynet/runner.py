@@ -18,7 +18,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 
-from . import __version__, _program, _repynet, api_namespace, dylink, errors
+from . import __version__, _program, _repynet, _v1program, api_namespace, dylink, errors
 from .py2compat import SOURCE_LANGUAGES, CompileOverflowError, TranslationCache
 from .restrictions import Restrictions, RestrictionsError, getresources, set_restrictions
 
@@ -35,7 +35,7 @@ options:
   --restrictions FILE  the restrictions file to enforce (default: Seattle's
                        restrictions.default, ports 63100-63199)
   --api v2|v1          the Repy API the program is written for (default v2;
-                       v1 is not available yet)
+                       v1: openconn, waitforconn, settimer... see docs/v1.md)
   --ip ADDR            a preferred local IP for getmyip and binding
                        (repeatable; order gives preference)
   --iface NAME         prefer the IPv4 addresses of an interface (repeatable)
@@ -193,11 +193,6 @@ def _run(argv):
     if options.show_version:
         sys.stdout.write(f"repynet {__version__}\n")
         return 0
-    if options.api == "v1":
-        sys.stderr.write("repynet run: --api v1 is not available yet; "
-                         "this version runs Repy V2 programs only\n")
-        return STATUS_USAGE
-
     if options.restrictions is not None:
         try:
             restrictions = Restrictions.from_file(options.restrictions)
@@ -237,6 +232,10 @@ def _run(argv):
     except CompileOverflowError as err:
         sys.stderr.write(f"{err}\n")
         return 1
+    if options.api == "v1":
+        # Python 2 source needs the builtins its translation relies on.
+        return _v1program.run(options.program, code, options.callargs,
+                              builtins=namespace["__builtins__"])
 
     try:
         program.start(code, namespace)

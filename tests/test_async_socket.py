@@ -9,6 +9,7 @@ time"); no test asserts how fast anything happened.
 
 import asyncio
 import gc
+import inspect
 import os
 import resource
 import socket
@@ -79,8 +80,8 @@ def wrap(sock, queue):
 # --- basics ------------------------------------------------------------------
 
 
-def test_send_and_receive_round_trip(loopback, queue):
-    client, server = tcp_pair(loopback)
+def test_send_and_receive_round_trip(family, queue):
+    client, server = tcp_pair(family)
     s = wrap(client, queue)
     buf = s.receive_async(16, "r")
     s.send_async(b"ping", "s")
@@ -204,10 +205,10 @@ def test_send_and_receive_outstanding_at_once(queue):
     server.close()
 
 
-def test_data_and_fin_are_delivered_before_abandoned(loopback, queue):
+def test_data_and_fin_are_delivered_before_abandoned(family, queue):
     """P9: bytes followed by FIN arrive OK; only the next receive is
     ABANDONED (end of stream)."""
-    client, server = tcp_pair(loopback)
+    client, server = tcp_pair(family)
     server.sendall(b"last words")
     server.close()
     time.sleep(0.05)  # let data and FIN both be queued before we arm
@@ -407,18 +408,12 @@ def test_child_processes_import_the_repynet_this_process_imported():
     assert result.stdout.splitlines() == [repynet.__file__, native.__file__]
 
 
+# The child scripts use this module's tcp_pair, by its source.
 PRELUDE = """
 import os, socket, threading, time
 from repynet import _repynet as native
 
-def tcp_pair():
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        client = socket.create_connection(listener.getsockname())
-        server, _ = listener.accept()
-    return client, server
-"""
+""" + inspect.getsource(tcp_pair)
 
 
 def test_interpreter_exit_with_sockets_open_does_not_hang():

@@ -297,12 +297,12 @@ def test_a_missing_restrictions_file_exits_2(tmp_path):
         f"{tmp_path / 'nope'}: cannot read the file: No such file or directory\n")
 
 
-def test_api_v1_is_not_available_yet(tmp_path):
-    program = write_program(tmp_path, "log('never runs')\n")
+def test_api_v1_runs_the_program_in_the_v1_model(tmp_path):
+    # The V1 namespace has print and callfunc (tests/test_v1_runner.py has the rest).
+    program = write_program(tmp_path, "print(callfunc)\n")
     result = run_cli("--api", "v1", program)
-    assert result.returncode == 2
-    assert result.stdout == b""
-    assert b"--api v1 is not available yet" in result.stderr
+    assert result.returncode == 0
+    assert result.stdout == b"initialize\nexit\n"
 
 
 def test_api_v2_is_accepted(tmp_path):
