@@ -104,7 +104,7 @@ def main(argv=None):
                         help=f"{QUICK_REPEAT} runs of each kind (bench/run.py --quick)")
     options = parser.parse_args(argv)
     if options.quick:
-        options.repeat = QUICK_REPEAT
+        options.repeat = min(options.repeat, QUICK_REPEAT)
 
     with tempfile.TemporaryDirectory(prefix="repynet-startup-") as scratch:
         root = Path(scratch)
