@@ -238,8 +238,10 @@ def program_jobs(quick: bool, scale: float) -> List[Job]:
         tail = [f"{seconds:g}", *arguments]
         # PORT is filled in per run (see run_job); "{port}" marks its place.
         commands = {
-            "repynet": [sys.executable, "-m", "repynet", "run", "--restrictions",
-                        str(RESTRICTIONS), path, "{port}", *tail],
+            # --source py3: the programs are Python 3; left to "auto", the
+            # runner would read them with Python 2's meaning (3 / 4 == 0).
+            "repynet": [sys.executable, "-m", "repynet", "run", "--source", "py3",
+                        "--restrictions", str(RESTRICTIONS), path, "{port}", *tail],
             "shim": [sys.executable, str(SHIM_SCRIPT), path, "{port}", *tail],
         }
         jobs.append(Job("programs", row, "ipv4", commands, parse_program_output(row),

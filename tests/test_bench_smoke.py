@@ -71,6 +71,16 @@ def test_every_program_runs_under_repynet_and_the_shim_and_prints_its_figures(
         if row["unit"] != "received/sent" and not row["case"].startswith("repy_pairs_"):
             assert row["repynet"] > 0 and row["baseline_value"] > 0, row
         assert row["case"] in finished.stdout
+    by_case = {row["case"]: row for row in report["rows"]}
+    for row in report["rows"]:
+        if row["unit"] == "received/sent":
+            # A fraction, computed with Python 3's division: strictly between
+            # 0 and 1 unless nothing or everything arrived.
+            received = by_case[row["case"].replace(" fraction", "")]
+            sent = by_case[row["case"].replace(" fraction", " sent")]
+            for impl, label in (("repynet", "repynet"), ("shim", "baseline_value")):
+                expected = received[label] / sent[label]
+                assert row[label] == pytest.approx(expected, rel=0.5, abs=0.01), (impl, row)
     assert "quoted from issue 10" in finished.stdout
     table = (tmp_path / run.DOCS_TABLE).read_text()
     assert "| repy_pingpong_busy |" in table and "750-948" in table
