@@ -60,5 +60,5 @@ valgrind-c: ## run every C unit test under valgrind memcheck (errors and leaks f
 	done; \
 	echo "valgrind-c: every C test is clean under memcheck"
 
-bench: ## repynet vs raw socket: medians and ratios (ARGS=--quick for a short run)
-	$(PYTHON) bench/run.py $(ARGS)
+bench: ## every benchmark, quiet and under load; writes docs/bench-results.md and its chart (ARGS=--quick for a short run)
+	$(PYTHON) bench/run.py --load --docs $(ARGS)

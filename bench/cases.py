@@ -15,13 +15,16 @@ overhead of the API rather than scheduler wake-ups.
 """
 
 import argparse
+import builtins
 import errno
 import gc
+import importlib
 import json
 import select
 import socket
 import sys
 import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type
 
 IMPLS = ("repynet", "raw")
 FAMILIES = {"ipv4": (socket.AF_INET, "127.0.0.1"), "ipv6": (socket.AF_INET6, "::1")}
@@ -45,14 +48,20 @@ CONNECT_TIMEOUT = 5.0
 CLIENT_PORTS = 8
 # The time cap is checked every this many iterations, off the hot path.
 CHECK_EVERY = 64
+# How many idle connections one thread sweeps in poll_100_idle.
+IDLE_SOCKETS = 100
+
+# (iterations done, seconds timed, extra facts for the JSON result)
+CaseResult = Tuple[float, float, Dict[str, Any]]
 
 
 # --- set-up shared by the cases -----------------------------------------------
 
 
-def free_ports(family, ip, kind, count):
+def free_ports(family: int, ip: str, kind: int, count: int) -> List[int]:
     """Ports the kernel says are free on ip right now, for both TCP and UDP use."""
-    holders, ports = [], []
+    holders: List[socket.socket] = []
+    ports: List[int] = []
     try:
         while len(ports) < count:
             holder = socket.socket(family, kind)
@@ -67,12 +76,16 @@ def free_ports(family, ip, kind, count):
     return ports
 
 
-def allow_ports(ports):
-    """Puts unthrottled restrictions in force that allow exactly ``ports``."""
-    import repynet
+def allow_ports(ports: Iterable[int], sockets: int = 500) -> Any:
+    """Puts unthrottled restrictions in force that allow exactly ``ports``.
+
+    ``sockets`` is both the insockets and the outsockets limit.  Returns the
+    repynet module, imported here so that raw runs never load it.
+    """
+    repynet: Any = importlib.import_module("repynet")
 
     limits = {
-        "insockets": 500, "outsockets": 500, "events": 1000,
+        "insockets": sockets, "outsockets": sockets, "events": 1000,
         "netsend": UNTHROTTLED_RATE, "netrecv": UNTHROTTLED_RATE,
         "loopsend": UNTHROTTLED_RATE, "looprecv": UNTHROTTLED_RATE,
         "connport": frozenset(ports), "messport": frozenset(ports),
@@ -84,7 +97,7 @@ def allow_ports(ports):
     return repynet
 
 
-def raw_socket(family, kind, ip, port):
+def raw_socket(family: int, kind: int, ip: str, port: int) -> socket.socket:
     """A bound non-blocking socket with the options repynet would set."""
     sock = socket.socket(family, kind)
     try:
@@ -103,15 +116,17 @@ def raw_socket(family, kind, ip, port):
     return sock
 
 
-def raw_connect(family, ip, local_port, server_port):
+def raw_connect(family: int, local_ip: str, local_port: int, server_ip: str, server_port: int,
+                timeout: float = CONNECT_TIMEOUT) -> socket.socket:
     """openconnection the raw way: bind, non-blocking connect, wait, check."""
-    sock = raw_socket(family, socket.SOCK_STREAM, ip, local_port)
+    sock = raw_socket(family, socket.SOCK_STREAM, local_ip, local_port)
     try:
-        err = sock.connect_ex((ip, server_port))
+        err = sock.connect_ex((server_ip, server_port))
         if err == errno.EINPROGRESS:
             poller = select.poll()
             poller.register(sock, select.POLLOUT)
-            poller.poll(CONNECT_TIMEOUT * 1000)
+            if not poller.poll(timeout * 1000):
+                raise builtins.TimeoutError(errno.ETIMEDOUT, "connect timed out")
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             raise OSError(err, errno.errorcode.get(err, "connect failed"))
@@ -124,11 +139,11 @@ def raw_connect(family, ip, local_port, server_port):
 class Endpoints:
     """The calls one implementation offers, under one set of names."""
 
-    def __init__(self, impl, family_name, port_count):
+    def __init__(self, impl: str, family_name: str, port_count: int) -> None:
         self.impl = impl
         self.family, self.ip = FAMILIES[family_name]
         self.ports = free_ports(self.family, self.ip, socket.SOCK_STREAM, port_count)
-        self.closers = []
+        self.closers: List[Callable[[], Any]] = []
         if impl == "repynet":
             self.repynet = allow_ports(self.ports)
             self.would_block = self.repynet.SocketWouldBlockError
@@ -136,43 +151,43 @@ class Endpoints:
             self.repynet = None
             self.would_block = BlockingIOError
 
-    def keep(self, closable):
+    def keep(self, closable: Any) -> Any:
         self.closers.append(closable.close)
         return closable
 
-    def close_all(self):
+    def close_all(self) -> None:
         for close in reversed(self.closers):
             close()
 
-    def tcp_listener(self, port):
+    def tcp_listener(self, port: int) -> Any:
         if self.repynet:
             return self.keep(self.repynet.listenforconnection(self.ip, port))
         sock = self.keep(raw_socket(self.family, socket.SOCK_STREAM, self.ip, port))
         sock.listen(500)
         return sock
 
-    def accept_function(self, listener):
+    def accept_function(self, listener: Any) -> Callable[[], Any]:
         """A function that raises would_block or returns the accepted socket."""
         if self.repynet:
             getconnection = listener.getconnection
             return lambda: getconnection()[2]
         accept = listener.accept
 
-        def accept_nonblocking():
+        def accept_nonblocking() -> socket.socket:
             # accept() hands back a blocking socket; the Repy way needs
             # every socket non-blocking, so this is part of the raw call.
-            sock = accept()[0]
+            sock: socket.socket = accept()[0]
             sock.setblocking(False)
             return sock
         return accept_nonblocking
 
-    def connect(self, local_port, server_port):
+    def connect(self, local_port: int, server_port: int) -> Any:
         if self.repynet:
             return self.repynet.openconnection(self.ip, server_port, self.ip, local_port,
                                                CONNECT_TIMEOUT)
-        return raw_connect(self.family, self.ip, local_port, server_port)
+        return raw_connect(self.family, self.ip, local_port, self.ip, server_port)
 
-    def tcp_pair(self):
+    def tcp_pair(self) -> Tuple[Any, Any]:
         """(client, server side) of one connected TCP connection."""
         listener = self.tcp_listener(self.ports[0])
         client = self.keep(self.connect(self.ports[1], self.ports[0]))
@@ -180,13 +195,13 @@ class Endpoints:
         server = self.keep(retry(accept, self.would_block))
         return client, server
 
-    def udp_listener(self, port):
+    def udp_listener(self, port: int) -> Any:
         if self.repynet:
             return self.keep(self.repynet.listenformessage(self.ip, port))
         return self.keep(raw_socket(self.family, socket.SOCK_DGRAM, self.ip, port))
 
 
-def retry(call, would_block):
+def retry(call: Callable[[], Any], would_block: Type[BaseException]) -> Any:
     """The Repy way to wait: call again until it does not raise would_block."""
     while True:
         try:
@@ -196,10 +211,10 @@ def retry(call, would_block):
 
 
 class Deadline:
-    def __init__(self, seconds):
+    def __init__(self, seconds: float) -> None:
         self.end = time.perf_counter() + seconds
 
-    def passed(self):
+    def passed(self) -> bool:
         return time.perf_counter() > self.end
 
 
@@ -208,7 +223,8 @@ class Deadline:
 # seconds, extra facts).  Only the loop between the two clock reads is timed.
 
 
-def _time_would_block(call, would_block, count, deadline):
+def _time_would_block(call: Callable[[], Any], would_block: Type[BaseException], count: int,
+                      deadline: "Deadline") -> CaseResult:
     """Times `call()` raising would_block, `count` times (or to the deadline)."""
     done = 0
     start = time.perf_counter()
@@ -224,18 +240,64 @@ def _time_would_block(call, would_block, count, deadline):
     return done, time.perf_counter() - start, {}
 
 
-def case_recv_wouldblock(ends, count, deadline):
+def case_recv_wouldblock(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
     client, _ = ends.tcp_pair()
     recv = client.recv
     return _time_would_block(lambda: recv(RECV_SIZE), ends.would_block, count, deadline)
 
 
-def case_getconnection_wouldblock(ends, count, deadline):
+def _time_recv_sweep(receivers: Sequence[Callable[[int], object]], size: int,
+                     would_block: Type[BaseException], count: int,
+                     deadline: "Deadline") -> CaseResult:
+    """Times ``recv(size)`` raising would_block for each of ``receivers`` in turn.
+
+    Each recv is called directly in the loop (no wrapper), ``count`` calls
+    in all (or to the deadline).  A single socket's loop passes its recv
+    CHECK_EVERY times over.
+    """
+    done = 0
+    start = time.perf_counter()
+    while done < count:
+        for recv in receivers:
+            try:
+                recv(size)
+            except would_block:
+                pass
+        done += len(receivers)
+        if deadline.passed():
+            break
+    return done, time.perf_counter() - start, {}
+
+
+def case_recv_wouldblock_1(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
+    client, _ = ends.tcp_pair()
+    return _time_recv_sweep([client.recv] * CHECK_EVERY, 1, ends.would_block, count, deadline)
+
+
+def case_recv_wouldblock_1024(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
+    client, _ = ends.tcp_pair()
+    return _time_recv_sweep([client.recv] * CHECK_EVERY, RECV_SIZE, ends.would_block, count,
+                            deadline)
+
+
+def case_poll_idle_sockets(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
+    """One thread sweeping IDLE_SOCKETS idle connections with recv(1); count is calls."""
+    listener = ends.tcp_listener(ends.ports[0])
+    accept = ends.accept_function(listener)
+    receivers = []
+    for local_port in ends.ports[1:]:
+        receivers.append(ends.keep(ends.connect(local_port, ends.ports[0])).recv)
+        ends.keep(retry(accept, ends.would_block))
+    return _time_recv_sweep(receivers, 1, ends.would_block, count, deadline)
+
+
+def case_getconnection_wouldblock(ends: "Endpoints", count: int,
+                                  deadline: "Deadline") -> CaseResult:
     accept = ends.accept_function(ends.tcp_listener(ends.ports[0]))
     return _time_would_block(accept, ends.would_block, count, deadline)
 
 
-def case_getmessage_wouldblock(ends, count, deadline):
+def case_getmessage_wouldblock(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
     listener = ends.udp_listener(ends.ports[0])
     # getmessage() reads whole datagrams of up to 64 KiB, and so does this.
     if ends.repynet:
@@ -243,16 +305,17 @@ def case_getmessage_wouldblock(ends, count, deadline):
     else:
         recvfrom = listener.recvfrom
 
-        def receive():
+        def receive() -> Any:
             return recvfrom(DATAGRAM_MAX)
     return _time_would_block(receive, ends.would_block, count, deadline)
 
 
-def case_send_1byte(ends, count, deadline):
+def case_send_1byte(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
     client, server = ends.tcp_pair()
     send, would_block = client.send, ends.would_block
     byte = b"s"
-    done = timed = 0
+    done = 0
+    timed = 0.0
     # Each batch stays far below repynet's 512 KiB send limit (D22) and the
     # socket buffers; the peer is drained between batches, off the clock.
     while done < count:
@@ -272,7 +335,7 @@ def case_send_1byte(ends, count, deadline):
     return done, timed, {}
 
 
-def case_pingpong(ends, count, deadline):
+def case_pingpong(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
     client, server = ends.tcp_pair()
     client_send, client_recv = client.send, client.recv
     server_send, server_recv = server.send, server.recv
@@ -301,7 +364,7 @@ def case_pingpong(ends, count, deadline):
     return done, time.perf_counter() - start, {}
 
 
-def case_bulk(ends, count, deadline):
+def case_bulk(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
     """count is the number of 64 KiB chunks; the rate is reported in MB/s."""
     client, server = ends.tcp_pair()
     send, recv, would_block = client.send, server.recv, ends.would_block
@@ -327,7 +390,8 @@ def case_bulk(ends, count, deadline):
     return received / chunk_size, time.perf_counter() - start, {"bytes": received}
 
 
-def udp_loop(ends, count, deadline, from_listener):
+def udp_loop(ends: "Endpoints", count: int, deadline: "Deadline",
+             from_listener: bool) -> CaseResult:
     receiver = ends.udp_listener(ends.ports[0])
     sender_port = ends.ports[1]
     would_block = ends.would_block
@@ -337,7 +401,7 @@ def udp_loop(ends, count, deadline, from_listener):
             ends.udp_listener(sender_port)
         sendmessage, getmessage = ends.repynet.sendmessage, receiver.getmessage
 
-        def exchange():
+        def exchange() -> Any:
             sendmessage(ip, receiver_port, UDP_MESSAGE, ip, sender_port)
             while True:
                 try:
@@ -350,7 +414,7 @@ def udp_loop(ends, count, deadline, from_listener):
             # The raw side reuses its one bound socket for every message.
             sendto = ends.udp_listener(sender_port).sendto
 
-            def exchange():
+            def exchange() -> Any:
                 sendto(UDP_MESSAGE, destination)
                 while True:
                     try:
@@ -360,7 +424,7 @@ def udp_loop(ends, count, deadline, from_listener):
         else:
             # What sendmessage must do without a listener on the pair:
             # a new socket, bound to the pair, for each message.
-            def exchange():
+            def exchange() -> Any:
                 sock = raw_socket(family, socket.SOCK_DGRAM, ip, sender_port)
                 try:
                     sock.sendto(UDP_MESSAGE, destination)
@@ -382,15 +446,15 @@ def udp_loop(ends, count, deadline, from_listener):
     return done, time.perf_counter() - start, {}
 
 
-def case_udp_reuse(ends, count, deadline):
+def case_udp_reuse(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
     return udp_loop(ends, count, deadline, from_listener=True)
 
 
-def case_udp_fresh(ends, count, deadline):
+def case_udp_fresh(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
     return udp_loop(ends, count, deadline, from_listener=False)
 
 
-def case_connect_accept_close(ends, count, deadline):
+def case_connect_accept_close(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
     server_port, client_ports = ends.ports[0], ends.ports[1:]
     accept = ends.accept_function(ends.tcp_listener(server_port))
     connect, would_block = ends.connect, ends.would_block
@@ -424,6 +488,9 @@ def case_connect_accept_close(ends, count, deadline):
 # per call scaled to the unit; a "rate" is iterations per second scaled.
 CASES = {
     "recv_wouldblock": (case_recv_wouldblock, "cost", "ns/call", 1e9, 2),
+    "recv_wouldblock_1": (case_recv_wouldblock_1, "cost", "ns/call", 1e9, 2),
+    "recv_wouldblock_1024": (case_recv_wouldblock_1024, "cost", "ns/call", 1e9, 2),
+    "poll_100_idle": (case_poll_idle_sockets, "cost", "ns/call", 1e9, 1 + IDLE_SOCKETS),
     "getconnection_wouldblock": (case_getconnection_wouldblock, "cost", "ns/call", 1e9, 1),
     "getmessage_wouldblock": (case_getmessage_wouldblock, "cost", "ns/call", 1e9, 1),
     "send_1byte": (case_send_1byte, "cost", "ns/call", 1e9, 2),
@@ -436,7 +503,8 @@ CASES = {
 }
 
 
-def measure(case, impl, family_name, count, seconds, warmup):
+def measure(case: str, impl: str, family_name: str, count: int, seconds: float,
+            warmup: int) -> Dict[str, Any]:
     function, kind, unit, scale, port_count = CASES[case]
     ends = Endpoints(impl, family_name, port_count)
     try:
@@ -458,7 +526,7 @@ def measure(case, impl, family_name, count, seconds, warmup):
     }
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case", choices=sorted(CASES))
     parser.add_argument("impl", choices=IMPLS)

@@ -301,6 +301,9 @@ def cases(scale: float) -> list[tuple[str, int, int]]:
     return [(name, n, max(count, n, 1)) for name, n, count in rows]
 
 
+# bench/run.py --quick: this fraction of every count.
+QUICK_SCALE = 0.1
+
 def run_one(name: str, impl: str, connections: int, count: int) -> float:
     kind = name.split("_")[0]
     command = [sys.executable, __file__, "--one", kind, impl, str(connections), str(count)]
@@ -310,12 +313,23 @@ def run_one(name: str, impl: str, connections: int, count: int) -> float:
     return float(json.loads(result.stdout))
 
 
+def print_harness_rows(name: str, medians: dict[str, float], unit: str) -> None:
+    """The row's figures as bench/run.py's rows (bench/README.md): repynet against each."""
+    for impl in IMPLS[1:]:
+        for side in ("repynet", impl):
+            row = {"case": f"v1_{name}_vs_{impl}", "impl": side, "value": medians[side],
+                   "unit": unit, "kind": "rate"}
+            print("BENCH-ROW " + json.dumps(row), flush=True)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every count (0.01 for a smoke run)")
     parser.add_argument("--rows", nargs="*", help="only these rows (e.g. pingpong_100)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tenth of every count (bench/run.py --quick)")
     parser.add_argument("--one", nargs=4, metavar=("KIND", "IMPL", "N", "COUNT"),
                         help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -323,6 +337,8 @@ def main(argv: list[str]) -> int:
         kind, impl, connections, count = options.one
         print(json.dumps(measure(kind, impl, int(connections), int(count))))
         return 0
+    if options.quick:
+        options.scale *= QUICK_SCALE
     per_message: dict[int, float] = {}
     for name, connections, count in cases(options.scale):
         if options.rows and name not in options.rows:
@@ -339,6 +355,7 @@ def main(argv: list[str]) -> int:
         for impl in IMPLS[1:]:
             print(f"v1.{name}.repynet_vs_{impl}\t{medians['repynet'] / medians[impl]:.2f}\tratio",
                   flush=True)
+        print_harness_rows(name, medians, unit)
         if name.startswith("pingpong_"):
             per_message[connections] = 1e6 / medians["repynet"]
             print(f"v1.{name}.repynet_cost\t{per_message[connections]:.1f}\tus/msg", flush=True)

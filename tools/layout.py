@@ -47,9 +47,11 @@ DESCRIBED_HERE = {
     "README.md": "the first two commands (install and run an example; the tests), "
                  "what repynet is, and the two ways to use it",
     "docs/index.md": "the documentation's front page and table of contents",
+    "docs/bench-results.md": "the benchmark's results table, written by "
+                             "`python bench/run.py --docs` and included by performance.md",
     ".gitignore": "what git leaves out: build products, virtual environments, caches",
     "MANIFEST.in": "the files the source distribution adds to the package's own",
-    "pyproject.toml": "the package metadata, its extras (test, docs, lint), "
+    "pyproject.toml": "the package metadata, its extras (test, docs, lint, bench), "
                       "and the pytest and ruff settings",
     "setup.py": "builds the extension `repynet._repynet` from `csrc/*.c` with the flags "
                 "of `tools/build_flags.py`, on Linux only",
