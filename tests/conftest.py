@@ -168,12 +168,6 @@ def family(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture
-def loopback(family: str) -> str:
-    """family under its earlier name, which tests written before it still use."""
-    return family
-
-
 # --- leak checks ------------------------------------------------------------
 
 
