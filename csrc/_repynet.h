@@ -289,17 +289,24 @@ int repynet_args_exec(PyObject *module);
 /* --- py_limits.c: restrictions, charges, local-address policy ---------- */
 
 /*
- * Adds amount to the send (or receive) rate of the loopback or network
- * kind and sleeps, GIL released, until the bucket is within its limit.
- * Amount 0 is the wait before a call's work: -1 with an exception for a
- * rate of 0 or when a signal handler raises.  A positive amount is the
- * charge after the work and always returns 0: a signal ends the wait
- * early, leaving the unpaid part in the bucket for the next call.
+ * The charge before a call's work: adds amount (0: only waits) to the send
+ * (or receive) rate of the loopback or network kind and sleeps, GIL
+ * released, until the bucket is within its limit.  -1 with an exception
+ * for a rate of 0 or when a signal handler raises.  Charges after the work
+ * go through repynet_charge_after.
  */
 int repynet_charge_send(repynet_state *state, int loopback, double amount);
 int repynet_charge_recv(repynet_state *state, int loopback, double amount);
 /* The send rate a TCP send charges, in bytes per second (D31). */
 double repynet_send_limit(repynet_state *state, int loopback);
+/*
+ * The charges after a call's work, to the send and the receive rate of the
+ * loopback or network kind, waited for together (GIL released): a signal
+ * ends the whole wait, leaving the unpaid part in the buckets for the next
+ * call.  Never fails: the work must reach the caller.
+ */
+void repynet_charge_after(repynet_state *state, int loopback,
+                          double send_amount, double recv_amount);
 /* ResourceForbiddenError unless the local IP may be used (spec 4.3). */
 int repynet_check_localip(repynet_state *state, const rn_addr_t *addr,
                           PyObject *arg);

@@ -441,8 +441,7 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
         repynet_raise_errno(state, REPYNET_CALL_SENDMESSAGE, (int)sent, "sendto");
         goto done;
     }
-    /* After the work: never fails (see repynet_charge_send). */
-    repynet_charge_send(state, loopback, 64.0 + (double)sent);
+    repynet_charge_after(state, loopback, 64.0 + (double)sent, 0.0);
     repynet_gil_turn(state);
     result = PyLong_FromSsize_t(sent);
 done:
@@ -648,11 +647,7 @@ api_openconnection(NetworkApiObject *self, PyObject *const *args,
         rn_counter_release(&state->resources->outsockets);
         return NULL;
     }
-    if (repynet_charge_send(state, loopback, 128.0) < 0 ||
-        repynet_charge_recv(state, loopback, 64.0) < 0) {
-        Py_DECREF(sock); /* releases the fd, its entry and its outsocket */
-        return NULL;
-    }
+    repynet_charge_after(state, loopback, 128.0, 64.0);
     return sock;
 }
 

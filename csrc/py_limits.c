@@ -59,47 +59,86 @@ deny(repynet_state *state, repynet_exc_t exc, const char *resource,
 }
 
 /*
- * A zero amount is the wait before a call's work: it raises for a rate of
- * 0 and lets a signal handler's exception end the wait.  A positive amount
- * is the charge after the work: the work must reach the caller (style.md's
- * signal rule), so a signal only ends the wait, the unpaid part stays in
- * the bucket for the next call, and the handler runs as the call returns.
+ * The charge before a call's work (amount 0 is a plain wait): raises for a
+ * rate of 0, and a signal handler's exception ends the wait and the call.
+ * The charges after the work are repynet_charge_after's.
  */
 static int
 charge(repynet_state *state, rn_rate_t *rate, const char *name, double amount)
 {
-    int after_work = amount > 0.0;
-    if (rn_rate_limit(rate) <= 0.0) {
-        if (after_work) /* restrictions changed during the call */
-            return 0;
+    if (rn_rate_limit(rate) <= 0.0)
         return deny(state, REPYNET_EXC_RESOURCE_FORBIDDEN, name,
                     "restricted to 0", "Resource '%s' is restricted to 0",
                     name);
-    }
     /* The waits before most calls charge nothing: skip the clock then. */
-    if (!after_work && rn_rate_within_limit(rate))
+    if (amount == 0.0 && rn_rate_within_limit(rate))
         return 0;
     double wait = rn_rate_charge(rate, amount, rn_now());
     if (wait <= 0.0)
         return 0;
-    if (PySys_Audit("repynet.ratewait", "sd", name, wait) < 0) {
-        if (!after_work)
-            return -1;
-        PyErr_WriteUnraisable(NULL);
-    }
+    if (PySys_Audit("repynet.ratewait", "sd", name, wait) < 0)
+        return -1;
     int rc = 0;
     double started = rn_now();
     while (wait > 0.0) {
-        if (sleep_released(wait) == -EINTR) {
-            if (after_work)
-                break;
-            if ((rc = PyErr_CheckSignals()) < 0)
-                break;
-        }
+        if (sleep_released(wait) == -EINTR && (rc = PyErr_CheckSignals()) < 0)
+            break;
         wait = rn_rate_charge(rate, 0.0, rn_now());
     }
     rn_rate_add_waited(rate, rn_now() - started);
     return rc;
+}
+
+/* One post-work charge of repynet_charge_after. */
+typedef struct {
+    rn_rate_t *rate;
+    const char *name;
+    double amount;
+    double wait; /* still to wait, seconds */
+} after_work_charge;
+
+void
+repynet_charge_after(repynet_state *state, int loopback, double send_amount,
+                     double recv_amount)
+{
+    repynet_resources *r = state->resources;
+    after_work_charge charges[2] = {
+        {loopback ? &r->loopsend : &r->netsend,
+         loopback ? "loopsend" : "netsend", send_amount, 0.0},
+        {loopback ? &r->looprecv : &r->netrecv,
+         loopback ? "looprecv" : "netrecv", recv_amount, 0.0},
+    };
+    double started = rn_now(), now = started, longest = 0.0;
+    for (int i = 0; i < 2; i++) {
+        after_work_charge *c = &charges[i];
+        /* A rate of 0 here means the restrictions changed during the call. */
+        if (c->amount <= 0.0 || rn_rate_limit(c->rate) <= 0.0)
+            continue;
+        c->wait = rn_rate_charge(c->rate, c->amount, now);
+        if (c->wait > 0.0 &&
+            PySys_Audit("repynet.ratewait", "sd", c->name, c->wait) < 0)
+            PyErr_WriteUnraisable(NULL);
+        longest = fmax(longest, c->wait);
+    }
+    /* Both rates are waited for at once, so that one signal ends the whole
+     * wait of the call (the handler runs as the call returns). */
+    while (longest > 0.0 && sleep_released(longest) != -EINTR) {
+        now = rn_now();
+        longest = 0.0;
+        for (int i = 0; i < 2; i++) {
+            after_work_charge *c = &charges[i];
+            if (c->wait <= 0.0)
+                continue;
+            c->wait = rn_rate_charge(c->rate, 0.0, now);
+            if (c->wait <= 0.0)
+                rn_rate_add_waited(c->rate, now - started);
+            longest = fmax(longest, c->wait);
+        }
+    }
+    now = rn_now();
+    for (int i = 0; i < 2; i++)
+        if (charges[i].wait > 0.0) /* cut short by a signal */
+            rn_rate_add_waited(charges[i].rate, now - started);
 }
 
 int

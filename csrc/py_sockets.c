@@ -483,9 +483,7 @@ tcp_recv(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
     }
     give_buffer(state, heap_buffer, io.len);
     if (got > 0) {
-        /* After the work: these never fail (see repynet_charge_send). */
-        repynet_charge_recv(state, self->loopback, 64.0 + (double)got);
-        repynet_charge_send(state, self->loopback, 64.0);
+        repynet_charge_after(state, self->loopback, 64.0, 64.0 + (double)got);
     }
     return result;
 }
@@ -531,9 +529,7 @@ tcp_send(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
     repynet_release_data(&view);
     if (sent < 0)
         return socket_error(self, REPYNET_CALL_STREAM_IO, (int)sent, "send");
-    /* After the work: these never fail (see repynet_charge_send). */
-    repynet_charge_send(state, self->loopback, 64.0 + (double)sent);
-    repynet_charge_recv(state, self->loopback, 64.0);
+    repynet_charge_after(state, self->loopback, 64.0 + (double)sent, 64.0);
     return PyLong_FromSsize_t(sent);
 error:
     repynet_release_data(&view);
@@ -553,8 +549,7 @@ tcp_close(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
     if (self->fd < 0) /* another thread closed it during the wait */
         Py_RETURN_FALSE;
     socket_release(self, 1);
-    repynet_charge_recv(self->state, self->loopback, 64.0);
-    repynet_charge_send(self->state, self->loopback, 128.0);
+    repynet_charge_after(self->state, self->loopback, 128.0, 64.0);
     Py_RETURN_TRUE;
 }
 
@@ -605,9 +600,7 @@ server_getconnection(RepynetSocketObject *self, PyObject *const *args,
     memset(&key, 0, sizeof(key));
     key.remote.addr = io.peer;
     key.remote.port = io.peer_port;
-    /* After the work: these never fail (see repynet_charge_send). */
-    repynet_charge_recv(state, self->loopback, 128.0);
-    repynet_charge_send(state, self->loopback, 64.0);
+    repynet_charge_after(state, self->loopback, 64.0, 128.0);
     if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
         close(conn);
         return NULL;
@@ -687,8 +680,7 @@ udp_getmessage(RepynetSocketObject *self, PyObject *const *args,
         "(NiN)", repynet_format_address(state, &io.peer), (int)io.peer_port,
         repynet_data_result(io.buf, (size_t)got, self->text));
     give_buffer(state, io.buf, io.len);
-    /* After the work: never fails (see repynet_charge_recv). */
-    repynet_charge_recv(state, self->loopback, 64.0 + (double)got);
+    repynet_charge_after(state, self->loopback, 0.0, 64.0 + (double)got);
     return result;
 }
 

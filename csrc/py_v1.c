@@ -432,11 +432,7 @@ v1_openconn(PyObject *module, PyObject *args)
     PyObject *sock = repynet_tcp_socket_new(state, fd, text, &key);
     if (sock == NULL)
         goto error;
-    if (repynet_charge_send(state, loopback, 128.0) < 0 ||
-        repynet_charge_recv(state, loopback, 64.0) < 0) {
-        Py_DECREF(sock); /* gives back the fd, entry and outsocket */
-        return NULL;
-    }
+    repynet_charge_after(state, loopback, 128.0, 64.0);
     return sock;
 error:
     rn_counter_release(&state->resources->outsockets);
@@ -507,8 +503,7 @@ v1_sendmess(PyObject *module, PyObject *args)
                             "sendto");
         goto done;
     }
-    if (repynet_charge_send(state, loopback, 64.0 + (double)sent) < 0)
-        goto done;
+    repynet_charge_after(state, loopback, 64.0 + (double)sent, 0.0);
     result = PyLong_FromSsize_t(sent);
 done:
     if (fd >= 0)

@@ -296,6 +296,18 @@ def test_ports_outside_the_restrictions_are_forbidden(family):
             call()
 
 
+@pytest.mark.parametrize("rate", ["netsend", "netrecv"])
+def test_a_network_rate_of_0_forbids_the_lookups_and_getmyip(restrict, rate):
+    # Their charges come before the work (spec 6.3), so a rate of 0 refuses
+    # them as it refuses every call that charges it.
+    restrict(**{rate: 0.0})
+    for call in (lambda: repynet.gethostbyname("127.0.0.1"),
+                 lambda: repynet.getAddripv6("::1"),
+                 repynet.getmyip):
+        with pytest.raises(errors.ResourceForbiddenError, match=f"'{rate}' is restricted to 0"):
+            call()
+
+
 def test_connport_and_messport_are_separate(family, restrict):
     restrict(connport=[_port(5)], messport=[_port(6)])
     with pytest.raises(errors.ResourceForbiddenError):
