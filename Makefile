@@ -4,7 +4,7 @@ PIP ?= .venv/bin/pip
 # The sanitizers of `make test-asan` (float-cast-overflow is not in "undefined").
 SANITIZE ?= address,undefined,float-cast-overflow
 
-.PHONY: help venv build test test-slow test-asan lint fmt docs bench valgrind-c
+.PHONY: help venv build test test-slow test-asan fuzz fuzz-long reliability lint fmt docs bench valgrind-c
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -39,6 +39,15 @@ test-asan: ## the default suite under ASan+UBSan, built in a copy, run from outs
 	if ls "$$outside"/ubsan.* >/dev/null 2>&1; then cat "$$outside"/ubsan.*; \
 		echo "test-asan: UBSan reported the errors above"; status=1; fi; \
 	rm -rf "$$copy" "$$outside"; exit $$status
+
+fuzz: ## every fuzz target for 30 s from fuzz/corpus (clang, atheris from source)
+	$(PYTHON) fuzz/run.py --time $(or $(FUZZ_TIME),30)
+
+fuzz-long: ## every fuzz target for 30 min; new coverage goes into fuzz/corpus
+	$(PYTHON) fuzz/run.py --time $(or $(FUZZ_TIME),1800) --merge
+
+reliability: ## rerun the reliability figures and rewrite them in docs/reliability.md
+	$(PYTHON) tools/reliability_report.py
 
 lint: ## ruff on the Python code, clang-format check on the C code
 	$(PYTHON) -m ruff check repynet tests tools bench

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import repynet
-from repynet import _repynet, errors
+from repynet import errors
 
 LO = "127.0.0.1"
 # The default restrictions' ports; this file uses 63150-63189.
@@ -515,3 +515,102 @@ def test_interpreter_exit_with_everything_open_does_not_hang():
     assert result.returncode == 0, result.stderr
     assert result.stdout == "exiting with everything open\n"
     assert "Traceback" not in result.stderr
+
+
+# --- escapes: ways around a restriction, each refused ------------------------------------
+
+
+class PortInDisguise(int):
+    """Its exact value is one port; every conversion a check might make says 63100."""
+
+    def __index__(self):
+        return 63100
+
+    def __int__(self):
+        return 63100
+
+    def __eq__(self, other):
+        return True
+
+    def __hash__(self):
+        return 63100
+
+
+OUTSIDE_PORT = 80  # never in the default connport/messport sets
+
+
+def _listen_twice(restrict):
+    restrict(insockets=1)
+    first = repynet.listenforconnection(LO, PORT + 20)
+    try:
+        repynet.listenformessage(LO, PORT + 21)
+    finally:
+        first.close()
+
+
+def _connect_twice(restrict):
+    restrict(outsockets=1)
+    server = repynet.listenforconnection(LO, PORT + 22)
+    first = repynet.openconnection(LO, PORT + 22, LO, PORT + 23, 5)
+    try:
+        repynet.openconnection(LO, PORT + 22, LO, PORT + 24, 5)
+    finally:
+        first.close()
+        server.close()
+
+
+ESCAPES = {
+    # Ports outside the granted sets, at every call that binds one.
+    "listen on a port not granted": (
+        lambda r: repynet.listenforconnection(LO, OUTSIDE_PORT), errors.ResourceForbiddenError),
+    "udp listen on a port not granted": (
+        lambda r: repynet.listenformessage(LO, OUTSIDE_PORT), errors.ResourceForbiddenError),
+    "connect from a port not granted": (
+        lambda r: repynet.openconnection(LO, PORT, LO, OUTSIDE_PORT, 1),
+        errors.ResourceForbiddenError),
+    "send a datagram from a port not granted": (
+        lambda r: repynet.sendmessage(LO, PORT, b"x", LO, OUTSIDE_PORT),
+        errors.ResourceForbiddenError),
+    # Values that a careless conversion would turn into a granted port.
+    "an int subclass whose conversions claim a granted port": (
+        lambda r: repynet.listenforconnection(LO, PortInDisguise(OUTSIDE_PORT)),
+        errors.ResourceForbiddenError),
+    "a port that wraps around 16 bits onto a granted one": (
+        lambda r: repynet.listenforconnection(LO, 65536 + PORT), errors.RepyArgumentError),
+    "a port that wraps around 64 bits onto a granted one": (
+        lambda r: repynet.listenforconnection(LO, 2**64 + PORT), errors.RepyArgumentError),
+    "port 0 (the kernel would pick any port)": (
+        lambda r: repynet.listenforconnection(LO, 0), errors.RepyArgumentError),
+    "a negative port": (
+        lambda r: repynet.listenforconnection(LO, -PORT), errors.RepyArgumentError),
+    "True as a port": (
+        lambda r: repynet.listenforconnection(LO, True), errors.RepyArgumentError),
+    # Addresses: smuggled text, another host's address, the wildcard's twin.
+    "an address with a NUL and a tail": (
+        lambda r: repynet.listenforconnection("127.0.0.1\0.8.8.8", PORT),
+        errors.RepyArgumentError),
+    "an address as bytes": (
+        lambda r: repynet.listenforconnection(b"127.0.0.1", PORT), errors.RepyArgumentError),
+    "an octal-looking address": (
+        lambda r: repynet.listenforconnection("0177.0.0.1", PORT), errors.RepyArgumentError),
+    "a v4-mapped IPv6 address": (
+        lambda r: repynet.listenforconnection("::ffff:127.0.0.1", PORT),
+        errors.RepyArgumentError),
+    "a name where a destination literal is required": (
+        lambda r: repynet.openconnection("localhost", PORT, LO, PORT + 1, 1),
+        errors.RepyArgumentError),
+    "binding another host's address": (
+        lambda r: repynet.listenforconnection("192.0.2.123", PORT), errors.AddressBindingError),
+    # Counts.
+    "one insocket more than granted": (_listen_twice, errors.ResourceExhaustedError),
+    "one outsocket more than granted": (_connect_twice, errors.ResourceExhaustedError),
+}
+
+
+@pytest.mark.parametrize("attempt", sorted(ESCAPES))
+def test_escape_attempt_is_refused(attempt, restrict):
+    call, refusal = ESCAPES[attempt]
+    counts_before = usage_counts()
+    with pytest.raises(refusal):
+        call(restrict)
+    assert usage_counts() == counts_before
