@@ -24,20 +24,22 @@ even through a bug.
 
 import gc
 import ipaddress
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import atheris
 from atheris_common import fuzz_argv
 
 with atheris.instrument_imports():
     import repynet
-    from repynet import _repynet, errors
+    from repynet import _repynet, errors, restrictions
 
 LOOPBACK = ("127.0.0.1", "::1", "127.0.0.2", "127.255.255.254")
 LOCAL_FORMS = ("127.0.0.1", "::1", "0.0.0.0", "::", "127.0.0.3", "fe80::1%lo", "fe80::1",
                "1.2.3.4", "localhost", "", "127.0.0.1\x00", " 127.0.0.1", "::ffff:127.0.0.1")
 FIRST_PORT, LAST_PORT = 63100, 63199
 BAD_PORTS = (0, -1, 65536, 2**16 + FIRST_PORT, 2**63, -(2**63), 2**64 + FIRST_PORT, 10**30)
-BAD_VALUES = (None, True, False, 1.5, b"127.0.0.1", [], object(), "63100")
+BAD_VALUES: tuple[Any, ...] = (None, True, False, 1.5, b"127.0.0.1", [], object(), "63100")
 MAX_ACTIONS = 10
 
 
@@ -45,11 +47,11 @@ class HostileDunderCalled(Exception):
     """Raised by every overridden method of the hostile subclasses."""
 
 
-hostile_calls = []
+hostile_calls: list[str] = []
 
 
-def _hostile(name):
-    def method(self, *args, **kwargs):
+def _hostile(name: str) -> Callable[..., Any]:
+    def method(self: object, *args: object, **kwargs: object) -> Any:
         hostile_calls.append(name)
         raise HostileDunderCalled(name)
     method.__name__ = name
@@ -61,7 +63,7 @@ _DUNDERS = ("__repr__", "__str__", "__format__", "__eq__", "__ne__", "__lt__", "
             "__mod__", "__reduce__", "__copy__", "__deepcopy__")
 
 
-def _hostile_type(base, *extra):
+def _hostile_type(base: type, *extra: str) -> type:
     return type(f"Hostile{base.__name__.title()}", (base,),
                 {name: _hostile(name) for name in _DUNDERS + extra})
 
@@ -76,19 +78,19 @@ HOSTILE_TYPES = (HostileStr, HostileInt, HostileFloat, HostileBytes)
 class Draw:
     """Arguments from the fuzzer's bytes."""
 
-    def __init__(self, provider):
+    def __init__(self, provider: Any) -> None:
         self.provider = provider
 
-    def pick(self, choices):
+    def pick(self, choices: Sequence[Any]) -> Any:
         return choices[self.provider.ConsumeIntInRange(0, len(choices) - 1)]
 
-    def form(self, count):
-        return self.provider.ConsumeIntInRange(0, count - 1)
+    def form(self, count: int) -> int:
+        return int(self.provider.ConsumeIntInRange(0, count - 1))
 
-    def _hostile_of(self, kind, value):
+    def _hostile_of(self, kind: type, value: Any) -> Any:
         return kind(value)
 
-    def destination_ip(self):
+    def destination_ip(self) -> Any:
         form = self.form(5)
         if form == 0:
             return self.pick(LOOPBACK)
@@ -99,7 +101,7 @@ class Draw:
         text = self.provider.ConsumeUnicodeNoSurrogates(self.form(48))
         return text if refused_or_loopback(text) else "127.0.0.1"
 
-    def local_ip(self):
+    def local_ip(self) -> Any:
         form = self.form(5)
         if form <= 1:
             return self.pick(LOCAL_FORMS)
@@ -109,7 +111,7 @@ class Draw:
             return self.pick(BAD_VALUES)
         return self.provider.ConsumeUnicodeNoSurrogates(self.form(48))
 
-    def port(self):
+    def port(self) -> Any:
         form = self.form(8)
         if form <= 4:
             return self.provider.ConsumeIntInRange(FIRST_PORT, LAST_PORT)
@@ -120,7 +122,7 @@ class Draw:
                 FIRST_PORT, LAST_PORT))
         return self.pick(BAD_VALUES)
 
-    def timeout(self):
+    def timeout(self) -> Any:
         form = self.form(5)
         if form <= 1:
             return self.pick((0.001, 0.05, 0.5, 1, 2**31, 1e300))
@@ -130,7 +132,7 @@ class Draw:
             return self._hostile_of(HostileFloat, 0.5)
         return self.pick(BAD_VALUES + (-1, 0, float("nan"), float("inf"), 2**1100))
 
-    def message(self, text_mode):
+    def message(self, text_mode: bool) -> Any:
         form = self.form(6)
         payload = self.provider.ConsumeBytes(self.form(1500))
         if form <= 2:
@@ -143,7 +145,7 @@ class Draw:
             return self._hostile_of(kind, payload.decode("latin-1") if text_mode else payload)
         return self.pick(BAD_VALUES)
 
-    def recv_size(self):
+    def recv_size(self) -> Any:
         form = self.form(5)
         if form <= 1:
             return self.provider.ConsumeIntInRange(1, 4096)
@@ -153,7 +155,7 @@ class Draw:
             return self._hostile_of(HostileInt, 16)
         return self.pick(BAD_VALUES + (0, -1, -(2**63)))
 
-    def literal_name(self):
+    def literal_name(self) -> Any:
         # Literals only: a name would ask the resolver.
         form = self.form(4)
         if form == 0:
@@ -165,7 +167,7 @@ class Draw:
         return self.pick(BAD_VALUES)
 
 
-def refused_or_loopback(text):
+def refused_or_loopback(text: str) -> bool:
     """Whether a destination is safe: a loopback literal or not an address."""
     address_text = text.split("%", 1)[0]
     try:
@@ -178,12 +180,12 @@ def refused_or_loopback(text):
 class Session:
     """The objects one input opened; all closed at the end."""
 
-    def __init__(self):
-        self.tcp = []
-        self.servers = []
-        self.udp = []
+    def __init__(self) -> None:
+        self.tcp: list[Any] = []
+        self.servers: list[Any] = []
+        self.udp: list[Any] = []
 
-    def keep(self, result):
+    def keep(self, result: Any) -> None:
         if isinstance(result, tuple) and len(result) == 3 and isinstance(
                 result[2], _repynet.TCPSocket):
             result = result[2]
@@ -194,13 +196,14 @@ class Session:
         elif isinstance(result, _repynet.UDPServerSocket):
             self.udp.append(result)
 
-    def close_all(self):
+    def close_all(self) -> None:
         for obj in self.tcp + self.servers + self.udp:
             obj.close()
         self.tcp, self.servers, self.udp = [], [], []
 
 
-def call(session, function, *args, recv_size=None):
+def call(session: Session, function: Callable[..., Any], *args: Any,
+         recv_size: Any = None) -> None:
     try:
         result = function(*args)
     except HostileDunderCalled as err:
@@ -231,11 +234,12 @@ def test_one_input(data: bytes) -> None:
         # Only a cycle (a traceback holding a frame) may keep one alive.
         gc.collect()
         assert _repynet._live_objects() == live_before, _repynet._live_objects()
-    usage = repynet.getresources()[1]
+    usage = restrictions.getresources()[1]
     assert usage["insockets"] == 0 and usage["outsockets"] == 0, usage
 
 
-def run_action(action, api, text_mode, draw, session):
+def run_action(action: int, api: dict[str, Any], text_mode: bool, draw: Draw,
+               session: Session) -> None:
     if action == 0:
         call(session, api["gethostbyname"], draw.literal_name())
     elif action == 1:
@@ -267,13 +271,14 @@ def run_action(action, api, text_mode, draw, session):
         call(session, api["getmyip"])
 
 
-BYTES_API = {name: getattr(repynet, name) for name in repynet.V2_NAMES + ("getAddripv6",)}
+BYTES_API: dict[str, Any] = {
+    name: getattr(repynet, name) for name in repynet.V2_NAMES + ("getAddripv6",)}
 TEXT_API = repynet.api_namespace(text=True)
 
 
 if __name__ == "__main__":
     # Loopback rates high enough that the fuzzer never waits for a bucket.
     fast = {name: 1e12 for name in ("netsend", "netrecv", "loopsend", "looprecv")}
-    repynet.set_restrictions(repynet.Restrictions.default().replace(**fast))
+    restrictions.set_restrictions(restrictions.Restrictions.default().replace(**fast))
     atheris.Setup(fuzz_argv(), test_one_input)
     atheris.Fuzz()

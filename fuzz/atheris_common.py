@@ -4,7 +4,7 @@ import os
 import sys
 
 
-def fuzz_argv() -> list:
+def fuzz_argv() -> list[str]:
     """sys.argv, with argv[0] the command that reruns this target.
 
     libFuzzer's -merge=1 reruns argv[0] in child processes; for a Python

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
@@ -96,7 +97,7 @@ def build_instrumented_extension() -> Path:
 def atheris_runtime() -> Path:
     """The ASan runtime with libFuzzer linked in, built by atheris's installer."""
     try:
-        import atheris  # type: ignore[import-not-found]
+        import atheris
     except ImportError as err:
         raise FuzzSetupError("atheris is not installed: pip install --no-binary atheris "
                              "atheris (needs clang)") from err
@@ -141,7 +142,8 @@ def fuzz_command(name: str, binaries: dict[str, Path]) -> tuple[list[str], dict[
 STAT = re.compile(r"^stat::(\w+):\s+(\d+)", re.MULTILINE)
 
 
-def fuzz_one(name: str, seconds: int, merge: bool, binaries: dict[str, Path]) -> dict:
+def fuzz_one(name: str, seconds: int, merge: bool,
+             binaries: dict[str, Path]) -> dict[str, Any]:
     corpus = CORPUS / name
     corpus.mkdir(parents=True, exist_ok=True)
     scratch = BUILD / "scratch" / name
@@ -212,7 +214,7 @@ def main(argv: list[str]) -> int:
     except FuzzSetupError as err:
         print(f"fuzz: {err}", file=sys.stderr)
         return 2
-    results = []
+    results: list[dict[str, Any]] = []
     for name in targets:
         outcome = fuzz_one(name, options.time, options.merge, binaries)
         results.append(outcome)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "reliability.md"
@@ -30,7 +31,7 @@ FAULT_TESTS = ["tests/test_faults.py", "tests/test_properties.py",
 LOAD_TESTS = ["tests/test_load.py"]
 
 
-def run_pytest(name: str, paths: list[str], *extra: str) -> list[dict]:
+def run_pytest(name: str, paths: list[str], *extra: str) -> list[dict[str, Any]]:
     """Runs pytest; returns one dict per test case from its JUnit report."""
     report = OUT / f"{name}.xml"
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -56,7 +57,7 @@ def _message(case: ElementTree.Element) -> str:
     return ""
 
 
-def run_fuzz(seconds: int) -> tuple[list[dict], str]:
+def run_fuzz(seconds: int) -> tuple[list[dict[str, Any]], str]:
     result = subprocess.run([sys.executable, "fuzz/run.py", "--time", str(seconds)],
                             cwd=ROOT, capture_output=True, text=True)
     sys.stdout.write(result.stdout)
@@ -90,8 +91,8 @@ def load_figures() -> dict[str, str]:
     }
 
 
-def render(faults: list[dict], load: list[dict], fuzz: list[dict], fuzz_note: str,
-           fuzz_time: int) -> str:
+def render(faults: list[dict[str, Any]], load: list[dict[str, Any]],
+           fuzz: list[dict[str, Any]], fuzz_note: str, fuzz_time: int) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip() or "?"
     today = datetime.date.today().isoformat()
@@ -130,17 +131,30 @@ def render(faults: list[dict], load: list[dict], fuzz: list[dict], fuzz_note: st
                   "|---|---|---|---|---|"]
         for target in fuzz:
             result = "clean" if target["exit_status"] == 0 else \
-                f"**stopped** (exit {target['exit_status']}): {', '.join(target['crashes'])}"
+                f"**stopped**: {_first_finding(ROOT / target['log'])}"
             lines.append(f"| `{target['target']}` | {target['engine']} | "
                          f"{target['executions']:,} | {target['corpus_files']} | {result} |")
     lines += ["", END]
     return "\n".join(lines)
 
 
-def _outcome(case: dict) -> str:
+FINDING_MARKS = ("AssertionError:", "runtime error:", "ERROR: AddressSanitizer",
+                 "ERROR: libFuzzer")
+
+
+def _first_finding(log: Path) -> str:
+    """The line of a fuzz log that says what stopped the run."""
+    for line in log.read_text(errors="replace").splitlines():
+        for mark in FINDING_MARKS:
+            if mark in line:
+                return "`" + line[line.index(mark):].strip().replace("`", "'")[:200] + "`"
+    return f"see {log.relative_to(ROOT)}"
+
+
+def _outcome(case: dict[str, Any]) -> str:
     if case["outcome"] == "xfailed (known bug)":
         return f"xfailed (known bug: {case['message']})"
-    return case["outcome"]
+    return str(case["outcome"])
 
 
 def _escape_name(test_name: str) -> str:
