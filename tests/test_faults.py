@@ -238,23 +238,29 @@ class Alarm(Exception):
     """What the test's SIGALRM handler raises."""
 
 
-# A rate this low makes any charge a wait of over 20 minutes: a call that
-# comes back sooner was interrupted, not finished.
-CRAWL = 0.05
+# A rate this low makes any charge (64 units at least) a wait of over a
+# minute: a call that comes back in half that was interrupted, not finished.
+CRAWL = 1.0
 CRAWL_WAIT = 64 / CRAWL
 INTERRUPTED_WITHIN = CRAWL_WAIT / 2
 
 
+# Long enough that the signal lands inside the wait even on a loaded
+# machine: one that arrives before the wait starts is only noticed when the
+# wait ends (a known race in the rate waits, see docs/reliability.md).
+ALARM_DELAY = 0.5
+
+
 @pytest.fixture
 def alarm(restrict):
-    """arm() sends SIGALRM in 50 ms to a handler that raises Alarm."""
+    """arm() sends SIGALRM after ALARM_DELAY to a handler that raises Alarm."""
     def handler(signum, frame):
         raise Alarm
 
     previous = signal.signal(signal.SIGALRM, handler)
 
     def arm():
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        signal.setitimer(signal.ITIMER_REAL, ALARM_DELAY)
 
     yield arm
     signal.setitimer(signal.ITIMER_REAL, 0)
