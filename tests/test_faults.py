@@ -2,9 +2,8 @@
 
 Loopback only.  Each test checks the documented outcome and that nothing
 leaks (the autouse fixture in conftest.py counts fds and C objects; the
-tests here also check the socket counts of getresources()).  Child
-processes import the repynet this process imported.  The only time limits
-are hang guards, set far above the time the operation needs.
+tests here also check the socket counts of getresources()).  The only
+time limits are hang guards, set far above the time the operation needs.
 """
 
 import json
@@ -16,7 +15,6 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -30,15 +28,9 @@ HANG_GUARD = 120
 SANITIZED = bool(os.environ.get("REPYNET_SANITIZE"))
 
 
-def child_env():
-    package_parent = str(Path(repynet.__file__).resolve().parent.parent)
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
-
-
 def run_child(body):
     return subprocess.run([sys.executable, "-c", textwrap.dedent(body)], capture_output=True,
-                          text=True, timeout=HANG_GUARD, env=child_env())
+                          text=True, timeout=HANG_GUARD)
 
 
 def usage_counts():
@@ -166,6 +158,21 @@ def reset(sock):
     sock.close()
 
 
+def until_closed_remote(call):
+    """Repeats call, waiting out SocketWouldBlockError, until it raises
+    SocketClosedRemote; returns what it returned before."""
+    results = []
+    deadline = time.monotonic() + HANG_GUARD
+    while True:
+        try:
+            results.append(call())
+        except errors.SocketWouldBlockError:
+            assert time.monotonic() < deadline, "hang guard: the reset never showed"
+            time.sleep(0.001)
+        except errors.SocketClosedRemote:
+            return results
+
+
 def test_peer_reset_mid_transfer_while_receiving():
     server = repynet.listenforconnection(LO, PORT)
     try:
@@ -181,15 +188,7 @@ def test_peer_reset_mid_transfer_while_receiving():
         reset(peer)
         # What arrived before the reset may still be read; then the reset is
         # SocketClosedRemote once, with the socket closed internally.
-        deadline = time.monotonic() + HANG_GUARD
-        while True:
-            try:
-                got += accepted.recv(100000)
-            except errors.SocketWouldBlockError:
-                assert time.monotonic() < deadline, "hang guard: the reset never showed"
-                time.sleep(0.001)
-            except errors.SocketClosedRemote:
-                break
+        got += b"".join(until_closed_remote(lambda: accepted.recv(100000)))
         assert got == b"a" * len(got)
         with pytest.raises(errors.SocketClosedLocal):
             accepted.recv(10)
@@ -208,21 +207,13 @@ def test_peer_reset_mid_transfer_while_sending():
         accepted = accept(server)
         # The peer reads nothing, so the window fills.
         sent = 0
-        deadline = time.monotonic() + HANG_GUARD
         while sent < 64 * 1024:
             try:
                 sent += accepted.send(b"s" * 8192)
             except errors.SocketWouldBlockError:
                 break
         reset(peer)
-        while True:
-            try:
-                accepted.send(b"s" * 8192)
-            except errors.SocketWouldBlockError:
-                assert time.monotonic() < deadline, "hang guard: the reset never showed"
-                time.sleep(0.001)
-            except errors.SocketClosedRemote:
-                break
+        until_closed_remote(lambda: accepted.send(b"s" * 8192))
         with pytest.raises(errors.SocketClosedLocal):
             accepted.send(b"x")
         assert usage_counts() == (1, 0)

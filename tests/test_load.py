@@ -15,7 +15,6 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -38,13 +37,6 @@ LOAD_RESTRICTIONS = {
     "connport": LOAD_PORTS,
     "messport": LOAD_PORTS,
 }
-
-
-def child_env():
-    """The environment for a child that must import the repynet we imported."""
-    package_parent = str(Path(repynet.__file__).resolve().parent.parent)
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
 
 
 def open_fd_count():
@@ -162,7 +154,7 @@ def test_ten_thousand_connections_held_with_every_byte_checked(restrict, many_fd
     server = repynet.listenforconnection(LO, 62190)
     peers = subprocess.Popen([sys.executable, "-c", PEERS_SCRIPT, str(HELD_CONNECTIONS),
                               "62190"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=child_env())
+                             text=True)
     try:
         # Accept all and read each record as it completes.
         pending = []
