@@ -451,7 +451,7 @@ def stream_while_forking(children_count):
 @pytest.mark.skipif(SANITIZED, reason="the sanitizer allocator deadlocks after fork in "
                     "threaded processes (google/sanitizers#836)")
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 11 item 3 (wp-harden): a child that closes the TCP sockets it "
+    "issue 11 item 3: a child that closes the TCP sockets it "
     "inherited shuts down the parent's connections (shutdown(SHUT_WR) on close)"))
 def test_fork_during_traffic_leaves_the_parents_streams_whole():
     report = stream_while_forking(10)

@@ -389,7 +389,7 @@ def test_threads_racing_close_accept_listen_neither_deadlock_nor_miscount(restri
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 11 item 7 (wp-harden): openconnection raises InternalRepyError on "
+    "issue 11 item 7: openconnection raises InternalRepyError on "
     "ECONNRESET when the listener closes during the handshake; D29 says "
     "ConnectionRefusedError"))
 def test_threads_racing_listener_close_never_takes_the_fatal_path(restrict):
