@@ -4,7 +4,8 @@ PIP ?= .venv/bin/pip
 # The sanitizers of `make test-asan` (float-cast-overflow is not in "undefined").
 SANITIZE ?= address,undefined,float-cast-overflow
 
-.PHONY: help venv build test test-slow test-asan fuzz fuzz-long reliability lint fmt docs bench valgrind-c
+.PHONY: help venv build test test-slow test-asan fuzz fuzz-long reliability lint typecheck fmt \
+	docs bench valgrind-c wheel
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -55,6 +56,12 @@ lint: ## ruff on the Python code, clang-format check on the C code
 	@if command -v clang-format >/dev/null; then \
 		clang-format --dry-run --Werror csrc/*.c csrc/*.h; \
 	else echo "clang-format not installed: C format not checked"; fi
+
+typecheck: ## mypy --strict on the package and on user code (tests/typing)
+	tests/typing/check.sh $(PYTHON)
+
+wheel: ## release sdist + manylinux2014 wheel in dist/ (zig cc, auditwheel; no container)
+	PYTHON=$(PYTHON) tools/manylinux_wheel.sh dist
 
 fmt: ## format the C code with clang-format
 	clang-format -i csrc/*.c csrc/*.h

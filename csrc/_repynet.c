@@ -75,6 +75,8 @@ repynet_exec(PyObject *module)
         return -1;
     if (repynet_queue_exec(module) < 0)
         return -1;
+    if (repynet_v1_exec(module) < 0)
+        return -1;
     return 0;
 }
 
@@ -122,6 +124,7 @@ repynet_free(void *module)
     repynet_clear((PyObject *)module);
     /* Only here: sockets may outlive a clear() of a module cycle. */
     repynet_limits_free(repynet_get_state((PyObject *)module));
+    repynet_sockets_free(repynet_get_state((PyObject *)module));
 }
 
 static PyModuleDef_Slot repynet_slots[] = {

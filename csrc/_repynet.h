@@ -153,6 +153,15 @@ typedef struct repynet_state {
     /* py_queue.c: its two types and its list of live AsyncSockets. */
     PyTypeObject *completion_queue_type, *async_socket_type;
     void *async_sockets;
+    /* py_sockets.c, the D32 hand-over: threads of ours waiting to take
+     * the GIL back and how often one took it (both atomic), the calls the
+     * holder made since (under the GIL), and a receive buffer free for the
+     * next call (NULL while a call without the GIL uses it). */
+    int gil_wanted;
+    pid_t gil_pid; /* the process gil_wanted counts threads of */
+    unsigned long gil_takes;
+    unsigned holder_calls;
+    char *scratch;
 } repynet_state;
 
 /*
@@ -167,6 +176,17 @@ typedef struct {
     int loopback; /* charges go to loop* rather than net* (spec 6.3) */
     repynet_live_t kind;
     rn_tuple_t key; /* its entry in the seed-000 table of its kind */
+    /* D32: calls using the fd with the GIL released (changed under the
+     * GIL); a close during such a call leaves the real close(2) of
+     * orphan_fd to the last of them. */
+    int users;
+    int orphan_fd;
+    pid_t owner;     /* the process that made it: only it shuts it down */
+    int peer_eof;    /* recv saw the peer's FIN */
+    /* How long a would-block waits in the kernel for readiness before it
+     * raises (reading, writing), in microseconds: halved on each timeout
+     * so idle sockets stop waiting, reset by every success. */
+    unsigned wait_us[2];
 } RepynetSocketObject;
 
 /* The API object: the six calls, in bytes or text mode. */
@@ -211,6 +231,28 @@ int repynet_errors_exec(PyObject *module);
 
 /* --- py_args.c -------------------------------------------------------- */
 
+/* The most characters of a str argument an error message shows. */
+#define REPYNET_ARG_TEXT_MAX 64
+
+/*
+ * How an error message shows an argument, from the exact value the checks
+ * read and never through a subclass's __repr__/__str__ (no user code
+ * runs): a str's first REPYNET_ARG_TEXT_MAX characters, quoted, then
+ * "... (N characters)" if cut; an int's decimal value (only its sign
+ * beyond 64 bits); a float's repr; anything else by its type.  New
+ * reference, or NULL with an exception set.
+ */
+PyObject *repynet_arg_text(PyObject *arg);
+/* Raises exc with the formatted message followed by repynet_arg_text(arg);
+ * returns NULL. */
+PyObject *repynet_raise_with_arg(repynet_state *state, repynet_exc_t exc,
+                                 PyObject *arg, const char *format, ...);
+/* Type checks (spec 1.1 step 3): str; int (bool refused, D5); int or
+ * float (bool refused, D6).  0, or -1 with RepyArgumentError set. */
+int repynet_arg_str(repynet_state *state, PyObject *arg, const char *what);
+int repynet_arg_int(repynet_state *state, PyObject *arg, const char *what);
+int repynet_arg_number(repynet_state *state, PyObject *arg, const char *what);
+
 /* An IP literal argument (D3/D4/D13): fills *out and returns its family,
  * or -1 with RepyArgumentError set naming the argument. */
 int repynet_arg_address(repynet_state *state, PyObject *arg, const char *what,
@@ -246,11 +288,18 @@ int repynet_args_exec(PyObject *module);
 
 /* --- py_limits.c: restrictions, charges, local-address policy ---------- */
 
-/* Adds amount to the send (or receive) rate of the loopback or network
- * kind and sleeps, GIL released, until the bucket is within its limit;
- * amount 0 only waits.  -1 with an exception on a signal or a rate of 0. */
+/*
+ * Adds amount to the send (or receive) rate of the loopback or network
+ * kind and sleeps, GIL released, until the bucket is within its limit.
+ * Amount 0 is the wait before a call's work: -1 with an exception for a
+ * rate of 0 or when a signal handler raises.  A positive amount is the
+ * charge after the work and always returns 0: a signal ends the wait
+ * early, leaving the unpaid part in the bucket for the next call.
+ */
 int repynet_charge_send(repynet_state *state, int loopback, double amount);
 int repynet_charge_recv(repynet_state *state, int loopback, double amount);
+/* The send rate a TCP send charges, in bytes per second (D31). */
+double repynet_send_limit(repynet_state *state, int loopback);
 /* ResourceForbiddenError unless the local IP may be used (spec 4.3). */
 int repynet_check_localip(repynet_state *state, const rn_addr_t *addr,
                           PyObject *arg);
@@ -278,9 +327,32 @@ PyObject *repynet_tcp_socket_new(repynet_state *state, int fd, int text,
  * insocket the caller took; registered in its listen table. */
 PyObject *repynet_server_new(repynet_state *state, int tcp, int fd, int text,
                              const rn_tuple_t *key);
-int repynet_udp_listener_fd(PyObject *listener);
+/* Marks a socket object in use by a call that may release the GIL: its fd
+ * (valid until repynet_socket_unuse, even if the socket is closed
+ * meanwhile), or -1 when it is closed.  Takes a reference. */
+int repynet_socket_use(PyObject *sock);
+void repynet_socket_unuse(PyObject *sock);
+/* Whether the interpreter has Python threads besides the caller's. */
+int repynet_other_threads(void);
+/* The GIL release and take-back of a call that waits (D32): the take-back
+ * is counted, so that a busy holder hands the GIL over to it. */
+PyThreadState *repynet_release(void);
+void repynet_take(repynet_state *state, PyThreadState *saved);
+/* After a successful hot-path call: hands the GIL to a thread of ours that
+ * waits for it once the holder has made enough calls. */
+void repynet_gil_turn(repynet_state *state);
 int repynet_sockets_exec(PyObject *module);
+void repynet_sockets_free(repynet_state *state);
 int repynet_api_exec(PyObject *module);
 int repynet_queue_exec(PyObject *module); /* py_queue.c */
+
+/* --- py_v1.c: the Repy V1 call style (repynet/v1.py) ---------------------- */
+
+/* py_api.c's bind-and-connect loop until key is connected or timeout
+ * seconds pass (GIL released while waiting): the fd, or -1 with an
+ * exception set.  key->local.port 0 lets the kernel pick the port. */
+int repynet_connect_until(repynet_state *state, const rn_tuple_t *key,
+                          double timeout);
+int repynet_v1_exec(PyObject *module);
 
 #endif /* REPYNET_GLUE_H */

@@ -12,35 +12,12 @@
 #include "_repynet.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
 /* --- shared steps ------------------------------------------------------------ */
-
-static int
-check_str(repynet_state *state, PyObject *arg, const char *what)
-{
-    if (PyUnicode_Check(arg))
-        return 0;
-    repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                  "Provided %s must be a str, not %.100s", what,
-                  Py_TYPE(arg)->tp_name);
-    return -1;
-}
-
-static int
-check_int(repynet_state *state, PyObject *arg, const char *what)
-{
-    if (PyLong_Check(arg) && !PyBool_Check(arg))
-        return 0;
-    repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                  "Provided %s must be an int, not %.100s", what,
-                  Py_TYPE(arg)->tp_name);
-    return -1;
-}
 
 /* The local end every listen/connect/send names: (localip, localport). */
 typedef struct {
@@ -53,8 +30,8 @@ static int
 listen_args(repynet_state *state, PyObject *const *args, int tcp,
             endpoint_args *local)
 {
-    if (check_str(state, args[0], "localip") < 0 ||
-        check_int(state, args[1], "localport") < 0 ||
+    if (repynet_arg_str(state, args[0], "localip") < 0 ||
+        repynet_arg_int(state, args[1], "localport") < 0 ||
         repynet_arg_address(state, args[0], "localip", &local->addr) < 0 ||
         repynet_arg_port(state, args[1], "localport", &local->port) < 0 ||
         repynet_check_localip(state, &local->addr, args[0]) < 0 ||
@@ -98,13 +75,20 @@ raise_conflict(repynet_state *state, int tcp, int connecting, int err,
                              "The local port is in use by a socket that is "
                              "being cleaned up");
     }
-    if (connecting &&
-        rn_os_tcp_find(key, RN_TCP_STATE(RN_TCP_TIME_WAIT), true) == 1)
+    /* D30: the tuple's previous connection is still being torn down. */
+    if (connecting && rn_os_tcp_find(key, RN_TCP_CLOSING_STATES, true) == 1)
         return repynet_raise(state, REPYNET_EXC_CLEANUP_IN_PROGRESS,
-                             "This tuple is still in TIME_WAIT");
-    return repynet_raise(state, REPYNET_EXC_ADDRESS_BINDING,
-                         "Cannot bind to the local IP: it is not an address "
-                         "of this host");
+                             "This tuple's previous connection is still "
+                             "closing");
+    if (rn_os_addr_is_local(&key->local.addr) == 0)
+        return repynet_raise(state, REPYNET_EXC_ADDRESS_BINDING,
+                             "Cannot bind to the local IP: it is not an "
+                             "address of this host");
+    /* The address is ours, so the tuple was taken: by a connection that
+     * finished closing between the refusal and the look at the listing. */
+    return repynet_raise(state, REPYNET_EXC_CLEANUP_IN_PROGRESS,
+                         "The local address and port are still held by a "
+                         "connection that is being cleaned up");
 }
 
 /* Raises the Repy exception for err in call, resolving conflicts. */
@@ -141,9 +125,12 @@ all_digits_and_dots(const char *text, Py_ssize_t len)
 static PyObject *
 address_error(repynet_state *state, PyObject *name, const char *why)
 {
-    return repynet_raise(state, REPYNET_EXC_NETWORK_ADDRESS,
-                         "Cannot resolve %R: %s", name, why);
+    return repynet_raise_with_arg(state, REPYNET_EXC_NETWORK_ADDRESS, name,
+                                  "Cannot resolve (%s): ", why);
 }
+
+static PyObject *resolve_exact(repynet_state *state, PyObject *name,
+                               sa_family_t family);
 
 /*
  * Resolves name to the addresses of family, in resolver order without
@@ -153,6 +140,19 @@ address_error(repynet_state *state, PyObject *name, const char *why)
  */
 static PyObject *
 resolve(repynet_state *state, PyObject *name, sa_family_t family)
+{
+    /* The idna codec is Python code calling the name's methods: it gets an
+     * exact str, never a subclass whose methods are the user's. */
+    PyObject *exact = PyUnicode_Substring(name, 0, PY_SSIZE_T_MAX);
+    if (exact == NULL)
+        return NULL;
+    PyObject *result = resolve_exact(state, exact, family);
+    Py_DECREF(exact);
+    return result;
+}
+
+static PyObject *
+resolve_exact(repynet_state *state, PyObject *name, sa_family_t family)
 {
     PyObject *encoded = NULL, *result = NULL;
     struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_STREAM};
@@ -239,7 +239,7 @@ lookup_args(repynet_state *state, const char *call, PyObject *const *args,
             Py_ssize_t nargs, PyObject *kwnames)
 {
     if (repynet_check_arity(state, call, nargs, kwnames, 1) < 0 ||
-        check_str(state, args[0], "name") < 0 ||
+        repynet_arg_str(state, args[0], "name") < 0 ||
         repynet_charge_send(state, 0, 1024.0) < 0)
         return -1;
     return repynet_charge_recv(state, 0, 4096.0);
@@ -250,6 +250,8 @@ api_gethostbyname(NetworkApiObject *self, PyObject *const *args,
                   Py_ssize_t nargs, PyObject *kwnames)
 {
     repynet_state *state = self->state;
+    if (nargs == 1 && PySys_Audit("repynet.gethostbyname", "O", args[0]) < 0)
+        return NULL;
     if (lookup_args(state, "gethostbyname", args, nargs, kwnames) < 0)
         return NULL;
     if (PyUnicode_GET_LENGTH(args[0]) == 0)
@@ -267,6 +269,8 @@ api_getaddripv6(NetworkApiObject *self, PyObject *const *args,
                 Py_ssize_t nargs, PyObject *kwnames)
 {
     repynet_state *state = self->state;
+    if (nargs == 1 && PySys_Audit("repynet.getAddripv6", "O", args[0]) < 0)
+        return NULL;
     if (lookup_args(state, "getAddripv6", args, nargs, kwnames) < 0)
         return NULL;
     return resolve(state, args[0], AF_INET6);
@@ -320,6 +324,8 @@ static PyObject *
 api_getmyip(NetworkApiObject *self, PyObject *const *args, Py_ssize_t nargs,
             PyObject *kwnames)
 {
+    if (PySys_Audit("repynet.getmyip", NULL) < 0)
+        return NULL;
     if (repynet_check_arity(self->state, "getmyip", nargs, kwnames, 0) < 0)
         return NULL;
     return getmyip_family(self->state, AF_INET, self->state->probes_v4);
@@ -329,6 +335,8 @@ static PyObject *
 api_getmyip_ipv6(NetworkApiObject *self, PyObject *const *args,
                  Py_ssize_t nargs, PyObject *kwnames)
 {
+    if (PySys_Audit("repynet.getmyip_ipv6", NULL) < 0)
+        return NULL;
     if (repynet_check_arity(self->state, "getmyip_ipv6", nargs, kwnames, 0) < 0)
         return NULL;
     return getmyip_family(self->state, AF_INET6, self->state->probes_v6);
@@ -337,14 +345,13 @@ api_getmyip_ipv6(NetworkApiObject *self, PyObject *const *args,
 /* --- sendmessage (spec 2.3) --------------------------------------------------------- */
 
 /* Waits, GIL released, until fd is writable; -1 with an exception on a
- * signal. */
+ * signal (nothing has been sent yet). */
 static int
-wait_writable(int fd)
+wait_writable(repynet_state *state, int fd)
 {
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = rn_wait_fd(fd, POLLOUT, 1000);
-    Py_END_ALLOW_THREADS
+    PyThreadState *saved = repynet_release();
+    int rc = rn_wait_fd(fd, POLLOUT, 1000);
+    repynet_take(state, saved);
     if (rc == -EINTR)
         return PyErr_CheckSignals();
     return 0;
@@ -357,14 +364,14 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
     repynet_state *state = self->state;
     endpoint_args dest, local;
     Py_buffer view = {.obj = NULL};
-    PyObject *result = NULL;
+    PyObject *result = NULL, *listener = NULL;
     int fd = -1, temporary = 0;
 
     if (repynet_check_arity(state, "sendmessage", nargs, kwnames, 5) < 0 ||
-        check_str(state, args[0], "destip") < 0 ||
-        check_str(state, args[3], "localip") < 0 ||
-        check_int(state, args[1], "destport") < 0 ||
-        check_int(state, args[4], "localport") < 0 ||
+        repynet_arg_str(state, args[0], "destip") < 0 ||
+        repynet_arg_str(state, args[3], "localip") < 0 ||
+        repynet_arg_int(state, args[1], "destport") < 0 ||
+        repynet_arg_int(state, args[4], "localport") < 0 ||
         repynet_arg_data(state, args[2], self->text, &view) < 0)
         return NULL;
     if (repynet_arg_address(state, args[0], "destip", &dest.addr) < 0 ||
@@ -390,12 +397,14 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
     if (repynet_charge_send(state, loopback, 0.0) < 0)
         goto done;
 
-    /* Replies reach a listener on the same pair: send from it (spec 2.3). */
+    /* Replies reach a listener on the same pair: send from it (spec 2.3).
+     * It stays in use (its fd open) while the call runs, even if another
+     * thread closes it during a wait (D32). */
     rn_tuple_t key;
     rn_tuple_local(&key, &local.addr, local.port);
-    PyObject *listener = rn_table_lookup(state->udp_listeners, &key);
+    listener = rn_table_lookup(state->udp_listeners, &key);
     if (listener != NULL) {
-        fd = repynet_udp_listener_fd(listener);
+        fd = repynet_socket_use(listener);
     }
     else {
         fd = rn_udp_bound(&local.addr, local.port);
@@ -410,31 +419,21 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
         goto done;
     }
     /* D11: the outsocket is held only while the call runs. */
-    int counted = temporary;
-    if (counted &&
-        repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
+    if (temporary &&
+        repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0)
         goto done;
-    }
+    rn_io_t io = {.op = RN_IO_SENDTO, .buf = view.buf, .len = (size_t)view.len,
+                  .peer = dest.addr, .peer_port = dest.port};
     ssize_t sent;
     for (;;) {
-        sent = rn_sendto(fd, view.buf, (size_t)view.len, &dest.addr, dest.port);
+        sent = rn_sock_io(fd, &io);
         if (sent >= 0 ||
             repynet_errno_class(REPYNET_CALL_SENDMESSAGE, (int)sent) != REPYNET_EXC_RETRY)
             break;
-        if (!temporary) {
-            /* The wait releases the GIL, and another thread may close the
-             * listener meanwhile: go on through a socket of our own. */
-            fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-            if (fd < 0) {
-                sent = -errno;
-                break;
-            }
-            temporary = 1;
-        }
-        if (wait_writable(fd) < 0)
+        if (wait_writable(state, fd) < 0)
             break;
     }
-    if (counted)
+    if (temporary)
         rn_counter_release(&state->resources->outsockets);
     if (PyErr_Occurred())
         goto done;
@@ -442,12 +441,15 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
         repynet_raise_errno(state, REPYNET_CALL_SENDMESSAGE, (int)sent, "sendto");
         goto done;
     }
-    if (repynet_charge_send(state, loopback, 64.0 + (double)sent) < 0)
-        goto done;
+    /* After the work: never fails (see repynet_charge_send). */
+    repynet_charge_send(state, loopback, 64.0 + (double)sent);
+    repynet_gil_turn(state);
     result = PyLong_FromSsize_t(sent);
 done:
     if (temporary)
         close(fd);
+    if (listener != NULL)
+        repynet_socket_unuse(listener);
     repynet_release_data(&view);
     return result;
 }
@@ -462,6 +464,10 @@ listen_on(NetworkApiObject *self, PyObject *const *args, Py_ssize_t nargs,
     endpoint_args local;
     rn_tuple_t key;
     repynet_call_t call = tcp ? REPYNET_CALL_LISTEN_TCP : REPYNET_CALL_LISTEN_UDP;
+    if (nargs == 2 &&
+        PySys_Audit(tcp ? "repynet.listenforconnection" : "repynet.listenformessage",
+                    "OO", args[0], args[1]) < 0)
+        return NULL;
 
     if (repynet_check_arity(state, tcp ? "listenforconnection" : "listenformessage",
                             nargs, kwnames, 2) < 0 ||
@@ -510,6 +516,19 @@ api_listenforconnection(NetworkApiObject *self, PyObject *const *args,
 /* Seconds between connect attempts after a recoverable error (spec 2.5). */
 #define REPYNET_CONNECT_RETRY 0.2
 
+/* The longest single poll of a connect wait; the loop re-checks the
+ * deadline, so a timeout of years never overflows poll()'s int. */
+#define REPYNET_CONNECT_WAIT_SLICE_MS 60000
+
+/* Milliseconds to poll for left seconds (> 0): rounded up, at most a slice. */
+static int
+wait_slice_ms(double left)
+{
+    if (left >= REPYNET_CONNECT_WAIT_SLICE_MS / 1000.0)
+        return REPYNET_CONNECT_WAIT_SLICE_MS;
+    return (int)(left * 1000.0) + 1;
+}
+
 /*
  * Binds and connects until connected or the deadline: the fd, or -1 with
  * an exception set.
@@ -537,7 +556,7 @@ connect_until(repynet_state *state, const rn_tuple_t *key, double timeout)
             if (left <= 0.0)
                 break;
             Py_BEGIN_ALLOW_THREADS
-            rc = rn_wait_fd(fd, POLLOUT, (int)(left * 1000.0) + 1);
+            rc = rn_wait_fd(fd, POLLOUT, wait_slice_ms(left));
             Py_END_ALLOW_THREADS
             if (rc == -EINTR) {
                 if (PyErr_CheckSignals() < 0) {
@@ -588,16 +607,16 @@ api_openconnection(NetworkApiObject *self, PyObject *const *args,
     double timeout;
 
     memset(&key, 0, sizeof(key));
-    if (repynet_check_arity(state, "openconnection", nargs, kwnames, 5) < 0 ||
-        check_str(state, args[0], "destip") < 0 ||
-        check_str(state, args[2], "localip") < 0 ||
-        check_int(state, args[1], "destport") < 0 ||
-        check_int(state, args[3], "localport") < 0)
+    if (nargs == 5 && PySys_Audit("repynet.openconnection", "OOOOO", args[0],
+                                  args[1], args[2], args[3], args[4]) < 0)
         return NULL;
-    if ((!PyFloat_Check(args[4]) && !PyLong_Check(args[4])) || PyBool_Check(args[4]))
-        return repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                             "Provided timeout must be an int or float, not "
-                             "%.100s", Py_TYPE(args[4])->tp_name);
+    if (repynet_check_arity(state, "openconnection", nargs, kwnames, 5) < 0 ||
+        repynet_arg_str(state, args[0], "destip") < 0 ||
+        repynet_arg_str(state, args[2], "localip") < 0 ||
+        repynet_arg_int(state, args[1], "destport") < 0 ||
+        repynet_arg_int(state, args[3], "localport") < 0 ||
+        repynet_arg_number(state, args[4], "timeout") < 0)
+        return NULL;
     if (repynet_arg_address(state, args[0], "destip", &key.remote.addr) < 0 ||
         repynet_arg_address(state, args[2], "localip", &key.local.addr) < 0 ||
         repynet_arg_port(state, args[1], "destport", &key.remote.port) < 0 ||
@@ -676,22 +695,25 @@ api_get_text(NetworkApiObject *self, void *closure)
 
 static PyMethodDef api_methods[] = {
     API_METHOD("gethostbyname", api_gethostbyname,
-               "gethostbyname(name) -> str: an IPv4 address of name."),
+               "gethostbyname($self, name, /)\n--\n\nAn IPv4 address of name, as a str."),
     API_METHOD("getAddripv6", api_getaddripv6,
-               "getAddripv6(name) -> list of str: the IPv6 addresses of name."),
+               "getAddripv6($self, name, /)\n--\n\nThe IPv6 addresses of name, a list of str."),
     API_METHOD("getmyip", api_getmyip,
-               "getmyip() -> str: the local IPv4 address with a route out."),
+               "getmyip($self, /)\n--\n\nThe local IPv4 address with a route out, as a str."),
     API_METHOD("getmyip_ipv6", api_getmyip_ipv6,
-               "getmyip_ipv6() -> str: the local IPv6 address with a route out."),
+               "getmyip_ipv6($self, /)\n--\n\nThe local IPv6 address with a route out, as a str."),
     API_METHOD("sendmessage", api_sendmessage,
-               "sendmessage(destip, destport, message, localip, localport) -> int."),
+               "sendmessage($self, destip, destport, message, localip, localport, /)\n--\n\n"
+               "Send one UDP datagram; returns the number of bytes sent."),
     API_METHOD("listenformessage", api_listenformessage,
-               "listenformessage(localip, localport) -> UDPServerSocket."),
+               "listenformessage($self, localip, localport, /)\n--\n\n"
+               "Listen for UDP datagrams; returns a UDPServerSocket."),
     API_METHOD("openconnection", api_openconnection,
-               "openconnection(destip, destport, localip, localport, timeout) "
-               "-> TCPSocket."),
+               "openconnection($self, destip, destport, localip, localport, timeout, /)\n--\n\n"
+               "Open a TCP connection; returns a TCPSocket."),
     API_METHOD("listenforconnection", api_listenforconnection,
-               "listenforconnection(localip, localport) -> TCPServerSocket."),
+               "listenforconnection($self, localip, localport, /)\n--\n\n"
+               "Listen for TCP connections; returns a TCPServerSocket."),
     {NULL, NULL, 0, NULL},
 };
 
@@ -773,4 +795,12 @@ repynet_api_exec(PyObject *module)
     if (PyModule_AddObjectRef(module, "NetworkAPI", (PyObject *)state->api_type) < 0)
         return -1;
     return PyModule_AddFunctions(module, api_module_methods);
+}
+
+/* For py_v1.c: the same bind-and-connect loop (see _repynet.h). */
+int
+repynet_connect_until(repynet_state *state, const rn_tuple_t *key,
+                      double timeout)
+{
+    return connect_until(state, key, timeout);
 }

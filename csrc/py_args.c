@@ -3,11 +3,132 @@
  *
  * Values are read exactly (PyUnicode_AsUTF8AndSize, PyLong_AsLong) and
  * never through an overridable __str__/__index__/__eq__ of a subclass: the
- * checked value is the value used, so it cannot change in between.
+ * checked value is the value used, so it cannot change in between.  Error
+ * messages show an argument through repynet_arg_text() only, which reads
+ * the same exact value, so a message never runs user code either and never
+ * holds more than the first REPYNET_ARG_TEXT_MAX characters of it.
  */
 #include "_repynet.h"
 
 #include <math.h>
+
+/* --- the one formatter of arguments in messages ------------------------- */
+
+/* A str argument's exact characters, quoted as repr() quotes them, cut to
+ * REPYNET_ARG_TEXT_MAX characters.  New reference or NULL. */
+static PyObject *
+str_text(PyObject *arg)
+{
+    Py_ssize_t len = PyUnicode_GetLength(arg);
+    if (len < 0)
+        return NULL;
+    Py_ssize_t shown = len > REPYNET_ARG_TEXT_MAX ? REPYNET_ARG_TEXT_MAX : len;
+    /* Substring copies a subclass's characters into an exact str, whose
+     * repr is str's own. */
+    PyObject *head = PyUnicode_Substring(arg, 0, shown);
+    if (head == NULL)
+        return NULL;
+    PyObject *quoted = PyUnicode_Type.tp_repr(head);
+    Py_DECREF(head);
+    if (quoted == NULL || shown == len)
+        return quoted;
+    PyObject *text = PyUnicode_FromFormat("%U... (%zd characters)", quoted, len);
+    Py_DECREF(quoted);
+    return text;
+}
+
+/* An int argument's exact value in decimal; beyond 64 bits only its sign
+ * (the digits of a huge int cost time, and Python limits them). */
+static PyObject *
+int_text(PyObject *arg)
+{
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(arg, &overflow);
+    if (value == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow > 0)
+        return PyUnicode_FromString("an int above 2**63");
+    if (overflow < 0)
+        return PyUnicode_FromString("an int below -2**63");
+    return PyUnicode_FromFormat("%lld", value);
+}
+
+PyObject *
+repynet_arg_text(PyObject *arg)
+{
+    if (PyUnicode_Check(arg))
+        return str_text(arg);
+    if (PyLong_Check(arg) && !PyBool_Check(arg))
+        return int_text(arg);
+    if (PyFloat_Check(arg)) {
+        char *digits = PyOS_double_to_string(PyFloat_AS_DOUBLE(arg), 'r', 0,
+                                             Py_DTSF_ADD_DOT_0, NULL);
+        if (digits == NULL)
+            return NULL;
+        PyObject *text = PyUnicode_FromString(digits);
+        PyMem_Free(digits);
+        return text;
+    }
+    if (arg == Py_None || PyBool_Check(arg))
+        return PyUnicode_FromString(arg == Py_None ? "None"
+                                    : arg == Py_True ? "True" : "False");
+    return PyUnicode_FromFormat("a %.100s", Py_TYPE(arg)->tp_name);
+}
+
+PyObject *
+repynet_raise_with_arg(repynet_state *state, repynet_exc_t exc, PyObject *arg,
+                       const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    PyObject *prefix = PyUnicode_FromFormatV(format, args);
+    va_end(args);
+    if (prefix == NULL)
+        return NULL;
+    PyObject *text = repynet_arg_text(arg);
+    if (text != NULL)
+        repynet_raise(state, exc, "%U%U", prefix, text);
+    Py_DECREF(prefix);
+    Py_XDECREF(text);
+    return NULL;
+}
+
+/* --- types -------------------------------------------------------------- */
+
+int
+repynet_arg_str(repynet_state *state, PyObject *arg, const char *what)
+{
+    if (PyUnicode_Check(arg))
+        return 0;
+    repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                  "Provided %s must be a str, not %.100s", what,
+                  Py_TYPE(arg)->tp_name);
+    return -1;
+}
+
+int
+repynet_arg_int(repynet_state *state, PyObject *arg, const char *what)
+{
+    if (PyLong_Check(arg) && !PyBool_Check(arg))
+        return 0;
+    repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                  "Provided %s must be an int, not %.100s", what,
+                  Py_TYPE(arg)->tp_name);
+    return -1;
+}
+
+int
+repynet_arg_number(repynet_state *state, PyObject *arg, const char *what)
+{
+    if (PyFloat_Check(arg) || (PyLong_Check(arg) && !PyBool_Check(arg)))
+        return 0;
+    repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                  "Provided %s must be an int or float, not %.100s", what,
+                  Py_TYPE(arg)->tp_name);
+    return -1;
+}
+
+/* --- values ------------------------------------------------------------- */
 
 int
 repynet_arg_address(repynet_state *state, PyObject *arg, const char *what,
@@ -17,12 +138,8 @@ repynet_arg_address(repynet_state *state, PyObject *arg, const char *what,
     const char *text;
     int rc;
 
-    if (!PyUnicode_Check(arg)) {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                      "Provided %s must be a str, not %.100s", what,
-                      Py_TYPE(arg)->tp_name);
+    if (repynet_arg_str(state, arg, what) < 0)
         return -1;
-    }
     text = PyUnicode_AsUTF8AndSize(arg, &len);
     if (text == NULL) {
         /* Lone surrogates cannot be an address either. */
@@ -33,8 +150,8 @@ repynet_arg_address(repynet_state *state, PyObject *arg, const char *what,
         rc = rn_addr_parse(text, (size_t)len, out);
     }
     if (rc < 0) {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                      "Provided %s is not valid! IP: %R", what, arg);
+        repynet_raise_with_arg(state, REPYNET_EXC_ARGUMENT, arg,
+                               "Provided %s is not valid! IP: ", what);
         return -1;
     }
     return rc;
@@ -64,19 +181,15 @@ repynet_arg_long(repynet_state *state, PyObject *arg, const char *what,
 {
     int overflow;
 
-    if (!PyLong_Check(arg) || PyBool_Check(arg)) {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                      "Provided %s must be an int, not %.100s", what,
-                      Py_TYPE(arg)->tp_name);
+    if (repynet_arg_int(state, arg, what) < 0)
         return -1;
-    }
     /* An int subclass is read by value: no __index__ runs. */
     long value = PyLong_AsLongAndOverflow(arg, &overflow);
     if (value == -1 && PyErr_Occurred())
         return -1;
     if (overflow != 0 || value < min || value > max) {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                      "Provided %s is not valid! Value: %S", what, arg);
+        repynet_raise_with_arg(state, REPYNET_EXC_ARGUMENT, arg,
+                               "Provided %s is not valid! Value: ", what);
         return -1;
     }
     *out = value;
@@ -99,26 +212,22 @@ repynet_arg_timeout(repynet_state *state, PyObject *arg, double *out)
 {
     double value;
 
+    if (repynet_arg_number(state, arg, "timeout") < 0)
+        return -1;
     if (PyFloat_Check(arg)) {
         value = PyFloat_AS_DOUBLE(arg);
     }
-    else if (PyLong_Check(arg) && !PyBool_Check(arg)) {
+    else {
         value = PyLong_AsDouble(arg);
         if (value == -1.0 && PyErr_Occurred()) {
             PyErr_Clear();
             value = Py_HUGE_VAL; /* too large to be finite */
         }
     }
-    else {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                      "Provided timeout must be an int or float, not %.100s",
-                      Py_TYPE(arg)->tp_name);
-        return -1;
-    }
     if (!isfinite(value) || value <= 0.0) {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                      "Provided timeout is not valid, must be positive and "
-                      "finite! Timeout: %R", arg);
+        repynet_raise_with_arg(state, REPYNET_EXC_ARGUMENT, arg,
+                               "Provided timeout is not valid, must be "
+                               "positive and finite! Timeout: ");
         return -1;
     }
     *out = value;

@@ -42,6 +42,9 @@ static const errno_row errno_table[REPYNET_CALL_COUNT] = {
         [RN_ERRGROUP_NET_DOWN] = REPYNET_EXC_INTERNET_CONNECTIVITY,
         [RN_ERRGROUP_REFUSED] = REPYNET_EXC_CONNECTION_REFUSED,
         [RN_ERRGROUP_ABORTED] = REPYNET_EXC_CONNECTION_REFUSED,
+        /* D29: a reset (or EPIPE) during the handshake is the listener
+         * closing meanwhile, a normal race, refused like ECONNABORTED. */
+        [RN_ERRGROUP_TERMINATED] = REPYNET_EXC_CONNECTION_REFUSED,
         [RN_ERRGROUP_ALREADY_CONNECTED] = REPYNET_EXC_DUPLICATE_TUPLE,
         [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_RETRY,
     }},
@@ -249,7 +252,7 @@ errno_class(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *cls = exception_class(repynet_get_state(module), exc);
         return Py_XNewRef(cls);
     }
-    PyErr_Format(PyExc_ValueError, "unknown call context %R", args[0]);
+    PyErr_Format(PyExc_ValueError, "unknown call context %.100s", call_name);
     return NULL;
 }
 

@@ -11,43 +11,95 @@
 #include <errno.h>
 #include <ifaddrs.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 /* --- rates ---------------------------------------------------------------- */
 
+/* The longest single sleep: a rate so small that its wait overflows
+ * time_t still sleeps (in steps), never spins. */
+#define REPYNET_SLEEP_STEP 1.0
+
+/* Sleeps up to seconds (capped at one step) with the GIL released: 0, or
+ * -EINTR when a signal cut the sleep short. */
 static int
 sleep_released(double seconds)
 {
     struct timespec ts;
+    int rc;
+    if (!(seconds < REPYNET_SLEEP_STEP))
+        seconds = REPYNET_SLEEP_STEP;
     ts.tv_sec = (time_t)seconds;
     ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
     Py_BEGIN_ALLOW_THREADS
-    /* An EINTR returns early; the caller recomputes and sleeps again. */
-    clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+    rc = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
     Py_END_ALLOW_THREADS
-    return PyErr_CheckSignals();
+    return rc == EINTR ? -EINTR : 0;
 }
 
+/* Announces a refusal to audit hooks, then raises exc; always -1. */
+static int
+deny(repynet_state *state, repynet_exc_t exc, const char *resource,
+     const char *detail, const char *format, ...)
+{
+    va_list va;
+    if (PySys_Audit("repynet.denied", "ss", resource, detail) < 0)
+        return -1;
+    va_start(va, format);
+    PyObject *message = PyUnicode_FromFormatV(format, va);
+    va_end(va);
+    if (message == NULL)
+        return -1;
+    repynet_raise(state, exc, "%U", message);
+    Py_DECREF(message);
+    return -1;
+}
+
+/*
+ * A zero amount is the wait before a call's work: it raises for a rate of
+ * 0 and lets a signal handler's exception end the wait.  A positive amount
+ * is the charge after the work: the work must reach the caller (style.md's
+ * signal rule), so a signal only ends the wait, the unpaid part stays in
+ * the bucket for the next call, and the handler runs as the call returns.
+ */
 static int
 charge(repynet_state *state, rn_rate_t *rate, const char *name, double amount)
 {
-    if (rate->limit <= 0.0) {
-        repynet_raise(state, REPYNET_EXC_RESOURCE_FORBIDDEN,
-                      "Resource '%s' is restricted to 0", name);
-        return -1;
+    int after_work = amount > 0.0;
+    if (rn_rate_limit(rate) <= 0.0) {
+        if (after_work) /* restrictions changed during the call */
+            return 0;
+        return deny(state, REPYNET_EXC_RESOURCE_FORBIDDEN, name,
+                    "restricted to 0", "Resource '%s' is restricted to 0",
+                    name);
     }
     /* The waits before most calls charge nothing: skip the clock then. */
-    if (amount == 0.0 && rn_rate_within_limit(rate))
+    if (!after_work && rn_rate_within_limit(rate))
         return 0;
     double wait = rn_rate_charge(rate, amount, rn_now());
-    while (wait > 0.0) {
-        if (sleep_released(wait) < 0)
+    if (wait <= 0.0)
+        return 0;
+    if (PySys_Audit("repynet.ratewait", "sd", name, wait) < 0) {
+        if (!after_work)
             return -1;
+        PyErr_WriteUnraisable(NULL);
+    }
+    int rc = 0;
+    double started = rn_now();
+    while (wait > 0.0) {
+        if (sleep_released(wait) == -EINTR) {
+            if (after_work)
+                break;
+            if ((rc = PyErr_CheckSignals()) < 0)
+                break;
+        }
         wait = rn_rate_charge(rate, 0.0, rn_now());
     }
-    return 0;
+    rn_rate_add_waited(rate, rn_now() - started);
+    return rc;
 }
 
 int
@@ -68,6 +120,25 @@ repynet_charge_recv(repynet_state *state, int loopback, double amount)
     return charge(state, &r->netrecv, "netrecv", amount);
 }
 
+double
+repynet_send_limit(repynet_state *state, int loopback)
+{
+    repynet_resources *r = state->resources;
+    return rn_rate_limit(loopback ? &r->loopsend : &r->netsend);
+}
+
+/* _rate_waits() -> seconds slept per rate since import. */
+static PyObject *
+rate_waits(PyObject *module, PyObject *unused)
+{
+    repynet_resources *r = repynet_get_state(module)->resources;
+    return Py_BuildValue("{s:d,s:d,s:d,s:d}",
+                         "netsend", rn_rate_waited(&r->netsend),
+                         "netrecv", rn_rate_waited(&r->netrecv),
+                         "loopsend", rn_rate_waited(&r->loopsend),
+                         "looprecv", rn_rate_waited(&r->looprecv));
+}
+
 /* --- ports and counts ---------------------------------------------------- */
 
 int
@@ -76,11 +147,12 @@ repynet_check_port(repynet_state *state, int tcp, uint16_t port)
     repynet_resources *r = state->resources;
     rn_portset_t *allowed = tcp ? &r->connport : &r->messport;
     if (!rn_portset_contains(allowed, port)) {
-        repynet_raise(state, REPYNET_EXC_RESOURCE_FORBIDDEN,
-                      "Provided localport is not allowed: resource '%s %u' "
-                      "is not granted", tcp ? "connport" : "messport",
-                      (unsigned)port);
-        return -1;
+        const char *resource = tcp ? "connport" : "messport";
+        char detail[8];
+        snprintf(detail, sizeof(detail), "%u", (unsigned)port);
+        return deny(state, REPYNET_EXC_RESOURCE_FORBIDDEN, resource, detail,
+                    "Provided localport is not allowed: resource '%s %u' "
+                    "is not granted", resource, (unsigned)port);
     }
     rn_portset_add(tcp ? &r->connport_used : &r->messport_used, port);
     return 0;
@@ -89,11 +161,9 @@ repynet_check_port(repynet_state *state, int tcp, uint16_t port)
 int
 repynet_acquire(repynet_state *state, rn_counter_t *counter, const char *name)
 {
-    if (rn_counter_acquire(counter) < 0) {
-        repynet_raise(state, REPYNET_EXC_RESOURCE_EXHAUSTED,
-                      "Resource '%s' limit exceeded", name);
-        return -1;
-    }
+    if (rn_counter_acquire(counter) < 0)
+        return deny(state, REPYNET_EXC_RESOURCE_EXHAUSTED, name,
+                    "limit exceeded", "Resource '%s' limit exceeded", name);
     return 0;
 }
 
@@ -188,8 +258,12 @@ repynet_check_localip(repynet_state *state, const rn_addr_t *addr,
     for (size_t i = 0; i < count; i++)
         if (rn_addr_equal(&allowed[i], addr))
             return 0;
-    repynet_raise(state, REPYNET_EXC_RESOURCE_FORBIDDEN,
-                  "Provided localip is not allowed! IP: %R", arg);
+    char detail[RN_ADDR_FORMAT_SIZE];
+    rn_addr_format(addr, detail, sizeof(detail));
+    if (PySys_Audit("repynet.denied", "ss", "localip", detail) < 0)
+        return -1;
+    repynet_raise_with_arg(state, REPYNET_EXC_RESOURCE_FORBIDDEN, arg,
+                           "Provided localip is not allowed! IP: ");
     return -1;
 }
 
@@ -210,57 +284,79 @@ repynet_preferred_ip(repynet_state *state, sa_family_t family)
 
 /* --- Python-visible configuration ---------------------------------------- */
 
+/*
+ * repynet/restrictions.py checks every value once; these readers check only
+ * what the core needs of what it is handed: the type, and that the value
+ * fits its C representation.
+ */
+static PyObject *
+read_limit(PyObject *limits, const char *key)
+{
+    PyObject *value = PyDict_GetItemString(limits, key); /* borrowed */
+    if (value == NULL)
+        PyErr_Format(PyExc_KeyError, "restrictions lack %s", key);
+    return value;
+}
+
+/* A port set: the bitmap of rn_portset_set_bitmap, as bytes. */
 static int
 read_ports(PyObject *limits, const char *key, rn_portset_t *out)
 {
-    PyObject *ports = PyDict_GetItemString(limits, key); /* borrowed */
-    if (ports == NULL) {
-        PyErr_Format(PyExc_KeyError, "restrictions lack %s", key);
+    PyObject *bitmap = read_limit(limits, key);
+    if (bitmap == NULL)
         return -1;
-    }
-    PyObject *iter = PyObject_GetIter(ports), *item;
-    if (iter == NULL)
-        return -1;
-    rn_portset_clear(out);
-    while ((item = PyIter_Next(iter)) != NULL) {
-        long port = PyLong_Check(item) ? PyLong_AsLong(item) : -1;
-        Py_DECREF(item);
-        if (rn_portset_add(out, port) < 0) {
-            Py_DECREF(iter);
-            PyErr_Format(PyExc_ValueError, "%s holds a value that is not a "
-                         "port number (an int in 1..65535)", key);
-            return -1;
-        }
-    }
-    Py_DECREF(iter);
-    return PyErr_Occurred() ? -1 : 0;
-}
-
-static int
-read_number(PyObject *limits, const char *key, int integer, double *out)
-{
-    PyObject *value = PyDict_GetItemString(limits, key); /* borrowed */
-    if (value == NULL) {
-        PyErr_Format(PyExc_KeyError, "restrictions lack %s", key);
-        return -1;
-    }
-    if (integer ? !PyLong_Check(value) || PyBool_Check(value)
-                : !PyFloat_Check(value) && !PyLong_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "%s must be %s", key,
-                     integer ? "an int" : "a number");
-        return -1;
-    }
-    *out = PyFloat_AsDouble(value);
-    if (*out == -1.0 && PyErr_Occurred())
-        return -1;
-    if (isnan(*out) || *out < 0.0 || (integer && *out > (double)LONG_MAX)) {
-        PyErr_Format(PyExc_ValueError, "%s must be a non-negative number", key);
+    if (!PyBytes_CheckExact(bitmap) ||
+        rn_portset_set_bitmap(out, (const uint8_t *)PyBytes_AS_STRING(bitmap),
+                              (size_t)PyBytes_GET_SIZE(bitmap)) < 0) {
+        PyErr_Format(PyExc_ValueError, "%s must be a port bitmap of %d bytes "
+                     "without port 0", key, RN_PORTSET_BITMAP_BYTES);
         return -1;
     }
     return 0;
 }
 
-/* _apply_restrictions(limits): see repynet/restrictions.py for the keys. */
+/* A count: an int that fits a long, >= 0. */
+static int
+read_count(PyObject *limits, const char *key, long *out)
+{
+    PyObject *value = read_limit(limits, key);
+    if (value == NULL)
+        return -1;
+    if (!PyLong_CheckExact(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int", key);
+        return -1;
+    }
+    *out = PyLong_AsLong(value);
+    if (*out == -1 && PyErr_Occurred())
+        return -1;
+    if (*out < 0) {
+        PyErr_Format(PyExc_ValueError, "%s must not be negative", key);
+        return -1;
+    }
+    return 0;
+}
+
+/* A rate: a float, finite and >= 0, as the bucket arithmetic needs. */
+static int
+read_rate(PyObject *limits, const char *key, double *out)
+{
+    PyObject *value = read_limit(limits, key);
+    if (value == NULL)
+        return -1;
+    if (!PyFloat_CheckExact(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a float", key);
+        return -1;
+    }
+    *out = PyFloat_AS_DOUBLE(value);
+    if (!isfinite(*out) || *out < 0.0) {
+        PyErr_Format(PyExc_ValueError, "%s must be finite and not negative",
+                     key);
+        return -1;
+    }
+    return 0;
+}
+
+/* _apply_restrictions(limits): a dict from Restrictions._native_limits(). */
 static PyObject *
 apply_restrictions(PyObject *module, PyObject *limits)
 {
@@ -271,7 +367,8 @@ apply_restrictions(PyObject *module, PyObject *limits)
                                               "looprecv"};
     static const char *const count_names[3] = {"insockets", "outsockets",
                                                 "events"};
-    double rates[4], counts[3];
+    double rates[4];
+    long counts[3];
 
     if (!PyDict_Check(limits)) {
         PyErr_SetString(PyExc_TypeError, "limits must be a dict");
@@ -282,10 +379,10 @@ apply_restrictions(PyObject *module, PyObject *limits)
         read_ports(limits, "messport", &messport) < 0)
         return NULL;
     for (int i = 0; i < 4; i++)
-        if (read_number(limits, rate_names[i], 0, &rates[i]) < 0)
+        if (read_rate(limits, rate_names[i], &rates[i]) < 0)
             return NULL;
     for (int i = 0; i < 3; i++)
-        if (read_number(limits, count_names[i], 1, &counts[i]) < 0)
+        if (read_count(limits, count_names[i], &counts[i]) < 0)
             return NULL;
 
     r->connport = connport;
@@ -295,11 +392,13 @@ apply_restrictions(PyObject *module, PyObject *limits)
     rn_rate_reset(&r->netrecv, rates[1], now);
     rn_rate_reset(&r->loopsend, rates[2], now);
     rn_rate_reset(&r->looprecv, rates[3], now);
-    rn_counter_set_limit(&r->insockets, (long)counts[0]);
-    rn_counter_set_limit(&r->outsockets, (long)counts[1]);
-    rn_counter_set_limit(&r->events, (long)counts[2]);
-    r->backlog = counts[1] > 0 ? (int)fmin(counts[1], SOMAXCONN)
-                               : RN_TCP_DEFAULT_BACKLOG;
+    rn_counter_set_limit(&r->insockets, counts[0]);
+    rn_counter_set_limit(&r->outsockets, counts[1]);
+    rn_counter_set_limit(&r->events, counts[2]);
+    if (counts[1] <= 0)
+        r->backlog = RN_TCP_DEFAULT_BACKLOG;
+    else
+        r->backlog = counts[1] < SOMAXCONN ? (int)counts[1] : SOMAXCONN;
     Py_RETURN_NONE;
 }
 
@@ -309,16 +408,19 @@ port_set(const rn_portset_t *ports)
     PyObject *set = PySet_New(NULL);
     if (set == NULL)
         return NULL;
-    for (long port = 1; port <= 65535; port++) {
-        if (!rn_portset_contains(ports, port))
-            continue;
-        PyObject *value = PyLong_FromLong(port);
-        if (value == NULL || PySet_Add(set, value) < 0) {
-            Py_XDECREF(value);
-            Py_DECREF(set);
-            return NULL;
+    /* Word by word: a set of a few ports skips the empty words at once. */
+    size_t words = sizeof(ports->bits) / sizeof(ports->bits[0]);
+    for (size_t word = 0; word < words; word++) {
+        for (uint64_t bits = ports->bits[word]; bits; bits &= bits - 1) {
+            long port = (long)(word * 64) + __builtin_ctzll(bits);
+            PyObject *value = PyLong_FromLong(port);
+            if (value == NULL || PySet_Add(set, value) < 0) {
+                Py_XDECREF(value);
+                Py_DECREF(set);
+                return NULL;
+            }
+            Py_DECREF(value);
         }
-        Py_DECREF(value);
     }
     return set;
 }
@@ -410,6 +512,8 @@ static PyMethodDef limits_methods[] = {
     {"_apply_restrictions", apply_restrictions, METH_O,
      "Put restrictions in force (a dict; see repynet.restrictions)."},
     {"_usage", usage, METH_NOARGS, "The network usage counters."},
+    {"_rate_waits", rate_waits, METH_NOARGS,
+     "Seconds slept for each rate since import."},
     {"_event_acquire", event_acquire, METH_NOARGS,
      "Take one 'events' item or raise ResourceExhaustedError."},
     {"_event_release", event_release, METH_NOARGS, "Give one 'events' item back."},

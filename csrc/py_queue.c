@@ -11,10 +11,14 @@
  * drain() runs on a Python thread with the GIL, and only it releases the
  * Py_buffer export, the token and the socket reference of an operation.
  *
- * Lifetimes: a pending operation holds a strong reference to its socket
- * object, the socket one to its queue; so neither can be deallocated while C
- * may still point into them or into the exported buffer.  Completed records
- * sitting in a queue are visible to the GC through the queue's traverse.
+ * Lifetimes: an operation holds strong references to its queue, its token
+ * and (through the Py_buffer export) its buffer, never to its socket: a
+ * socket object nobody references any more is deallocated even with
+ * operations pending, and its deallocation closes it, which completes them
+ * ABANDONED into the queue (destroy waits for callbacks running on the
+ * worker, so C never points into a freed socket).  Completed records sitting
+ * in a queue, the queue itself included, are visible to the GC through the
+ * queue's traverse.
  *
  * Locks: queue->lock is a leaf (nothing is called while holding it except
  * write() on the eventfd).  Never waited on with the GIL held for long.
@@ -22,6 +26,8 @@
 #include "_repynet.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -40,9 +46,8 @@ typedef struct AsyncSocketObject AsyncSocketObject;
 /* One operation, from send_async/receive_async until drain() delivers it. */
 typedef struct pyq_op {
     struct pyq_op *next;
-    CompletionQueueObject *queue; /* kept alive through sock */
+    CompletionQueueObject *queue; /* strong */
     PyObject *token;              /* strong */
-    PyObject *sock;               /* strong: the AsyncSocketObject */
     Py_buffer view;               /* export held until delivered */
     int result;
     uint32_t nbytes;
@@ -50,6 +55,7 @@ typedef struct pyq_op {
 
 struct CompletionQueueObject {
     PyObject_HEAD
+    rn_fork_guard_t fork_guard;
     pthread_mutex_t lock;
     pyq_op *head; /* completed, not yet drained (guarded by lock) */
     pyq_op *tail;
@@ -123,7 +129,7 @@ pyq_op_release(pyq_op *op)
     if (op->view.obj != NULL)
         PyBuffer_Release(&op->view);
     Py_XDECREF(op->token);
-    Py_XDECREF(op->sock);
+    Py_XDECREF((PyObject *)op->queue);
     free(op);
 }
 
@@ -165,6 +171,35 @@ pyq_put_back(CompletionQueueObject *q, pyq_op *list)
     pthread_mutex_unlock(&q->lock);
 }
 
+/*
+ * In a child after fork(), inside fork() (async-signal-safe calls only):
+ * the eventfd is the parent's, so a wake-up written or read here would be
+ * one the parent misses or sees twice.  Give the child its own eventfd
+ * under the same number.
+ */
+static void
+queue_in_child(rn_fork_guard_t *guard)
+{
+    CompletionQueueObject *q = (CompletionQueueObject *)(
+        (char *)guard - offsetof(CompletionQueueObject, fork_guard));
+    int fresh = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fresh < 0 || dup3(fresh, q->efd, O_CLOEXEC) < 0) {
+        /* Without a private eventfd the child must not touch the
+         * parent's: wait() then only polls the records. */
+        if (fresh >= 0)
+            close(fresh);
+        q->signalled = 1;
+        return;
+    }
+    close(fresh);
+    q->signalled = 0;
+    if (q->head != NULL) {
+        uint64_t one = 1;
+        (void)!write(q->efd, &one, sizeof(one));
+        q->signalled = 1;
+    }
+}
+
 static PyObject *
 queue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -184,6 +219,9 @@ queue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     pthread_mutex_init(&q->lock, NULL);
     q->efd = efd;
+    q->fork_guard.lock = &q->lock;
+    q->fork_guard.in_child = queue_in_child;
+    rn_fork_guard_add(&q->fork_guard);
     state->live[REPYNET_LIVE_COMPLETION_QUEUE]++;
     return (PyObject *)q;
 }
@@ -197,8 +235,8 @@ queue_traverse(CompletionQueueObject *q, visitproc visit, void *arg)
         int rc = 0;
         if (op->token != NULL)
             rc = visit(op->token, arg);
-        if (rc == 0 && op->sock != NULL)
-            rc = visit(op->sock, arg);
+        if (rc == 0 && op->queue != NULL)
+            rc = visit((PyObject *)op->queue, arg);
         if (rc == 0 && op->view.obj != NULL)
             rc = visit(op->view.obj, arg);
         if (rc != 0) {
@@ -232,6 +270,7 @@ queue_dealloc(CompletionQueueObject *q)
     /* A pusher may still be inside unlock(): wait for it to leave. */
     pthread_mutex_lock(&q->lock);
     pthread_mutex_unlock(&q->lock);
+    rn_fork_guard_remove(&q->fork_guard);
     pthread_mutex_destroy(&q->lock);
     close(q->efd);
     if (state != NULL)
@@ -292,8 +331,17 @@ queue_wait(CompletionQueueObject *q, PyObject *args)
         timeout = PyFloat_AsDouble(timeout_obj);
         if (timeout == -1.0 && PyErr_Occurred())
             return NULL;
+        /* NaN compares false with everything: it would never time out. */
+        if (isnan(timeout)) {
+            PyErr_SetString(PyExc_ValueError, "wait() timeout must not be NaN");
+            return NULL;
+        }
+        /* As threading.Event.wait: a negative timeout polls once, an
+         * infinite one waits like None. */
         if (timeout < 0)
             timeout = 0;
+        else if (isinf(timeout))
+            timeout = -1.0;
     }
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -339,7 +387,8 @@ static PyMethodDef queue_methods[] = {
      "buffers."},
     {"wait", (PyCFunction)queue_wait, METH_VARARGS,
      "wait(timeout=None) -> bool: block (GIL released) until a completion is "
-     "ready; False on timeout."},
+     "ready; False on timeout.  A negative timeout polls once, inf waits like "
+     "None, NaN raises ValueError."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -459,9 +508,9 @@ asock_dealloc(AsyncSocketObject *s)
     if (s->sock != NULL) {
         rn_asock_t *sock = s->sock;
         s->sock = NULL;
-        /* Nothing is pending (each pending op holds a reference to us);
-         * destroy may still join the worker if it drops the last port
-         * reference, so never with the GIL. */
+        /* Closing completes what is pending ABANDONED into the queue,
+         * which each operation keeps alive; destroy may join the worker if
+         * it drops the last port reference, so never with the GIL. */
         Py_BEGIN_ALLOW_THREADS
         rn_asock_destroy(sock);
         Py_END_ALLOW_THREADS
@@ -480,9 +529,8 @@ op_new(AsyncSocketObject *s, PyObject *token)
         PyErr_NoMemory();
         return NULL;
     }
-    op->queue = s->queue;
+    op->queue = (CompletionQueueObject *)Py_NewRef((PyObject *)s->queue);
     op->token = Py_NewRef(token);
-    op->sock = Py_NewRef((PyObject *)s);
     return op;
 }
 

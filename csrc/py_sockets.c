@@ -1,21 +1,166 @@
 /*
  * py_sockets.c: the objects users touch: TCP socket, TCPServerSocket and
- * UDPServerSocket (spec section 3).
+ * UDPServerSocket (spec section 3), and the thread rules of D32.
  *
- * Every method is one non-blocking syscall made with the GIL held (a
- * release would cost more than the call); only rate waits sleep, with the
- * GIL released.  Because the fd is only used while the GIL is held, the
- * GIL is also what serialises a socket's methods.  The three types share
- * RepynetSocketObject; `kind` says which table and counter it belongs to.
+ * A method makes its non-blocking syscall with the GIL held: a lone
+ * thread pays nothing for threads.  When the syscall would block and other
+ * Python threads exist, the call releases the GIL and waits in the kernel
+ * (poll, a short adaptive bound) for readiness, retries once, then returns
+ * or raises SocketWouldBlockError: a thread that waits in the kernel does
+ * not compete for the GIL, so the other thread surely gets it.  A thread
+ * of ours that waits to take the GIL back is counted, and a holder that
+ * never blocks hands the GIL over to it every REPYNET_TURN_CALLS calls
+ * (or, when none waits yet, yields the CPU so that one whose wait ended
+ * gets scheduled).
+ * docs/design-core.md ("Threads and the GIL") has the measurements.
+ *
+ * An fd used without the GIL is protected by the object's in-use count: a
+ * close meanwhile gives back the table entry and count at once and leaves
+ * close(2) to the last user, so the fd number is never reused under a
+ * syscall.  The three types share RepynetSocketObject; `kind` says which
+ * table and counter it belongs to.
  */
 #include "_repynet.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* recv(n) reads at most this much per call (D18). */
 #define REPYNET_RECV_MAX (1024 * 1024)
-#define REPYNET_STACK_BUFFER 65536
+/* Small recvs read into the C stack; larger ones into the heap (a thread
+ * may have as little as 32 KiB of stack). */
+#define REPYNET_STACK_BUFFER 1024
+/* The shared receive buffer: any UDP datagram fits. */
+#define REPYNET_SCRATCH_SIZE 65536
+/* Would-block waits in the kernel: at most this long, and not at all once
+ * halving has taken them below the minimum (microseconds). */
+#define REPYNET_WAIT_MAX_US 1000
+#define REPYNET_WAIT_MIN_US 50
+/* A holder that never blocks hands the GIL to a waiting thread of ours
+ * after this many calls, and waits at most this long for it to take it. */
+#define REPYNET_TURN_CALLS 16
+#define REPYNET_HAND_OVER_MAX 0.01
+
+/* --- threads and the GIL (D32) ------------------------------------------- */
+
+int
+repynet_other_threads(void)
+{
+    PyThreadState *me = PyThreadState_Get();
+    PyThreadState *head =
+        PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(me));
+    return head != me || PyThreadState_Next(head) != NULL;
+}
+
+PyThreadState *
+repynet_release(void)
+{
+    return PyEval_SaveThread();
+}
+
+void
+repynet_take(repynet_state *state, PyThreadState *saved)
+{
+    __atomic_add_fetch(&state->gil_wanted, 1, __ATOMIC_RELAXED);
+    PyEval_RestoreThread(saved);
+    __atomic_sub_fetch(&state->gil_wanted, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&state->gil_takes, 1, __ATOMIC_RELEASE);
+    state->holder_calls = 0;
+}
+
+/* Whether a thread of ours waits to take the GIL back.  A forked child
+ * inherits the count of the parent's waiters, which it does not have. */
+static int
+gil_waiter(repynet_state *state)
+{
+    if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) <= 0)
+        return 0;
+    pid_t me = getpid();
+    if (me == state->gil_pid)
+        return 1;
+    state->gil_pid = me;
+    __atomic_store_n(&state->gil_wanted, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* Releases the GIL until a waiting thread of ours has taken it (bounded,
+ * in case it gave up), then queues to take it back. */
+static void
+hand_over(repynet_state *state)
+{
+    unsigned long takes = __atomic_load_n(&state->gil_takes, __ATOMIC_ACQUIRE);
+    PyThreadState *saved = repynet_release();
+    double deadline = rn_now() + REPYNET_HAND_OVER_MAX;
+    while (__atomic_load_n(&state->gil_takes, __ATOMIC_ACQUIRE) == takes &&
+           __atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) > 0 &&
+           rn_now() < deadline)
+        sched_yield();
+    repynet_take(state, saved);
+}
+
+void
+repynet_gil_turn(repynet_state *state)
+{
+    if (++state->holder_calls < REPYNET_TURN_CALLS)
+        return;
+    if (gil_waiter(state)) {
+        hand_over(state);
+    }
+    else if (repynet_other_threads()) {
+        /* A thread whose wait ended may not have been scheduled yet:
+         * give it the CPU before going on. */
+        PyThreadState *saved = repynet_release();
+        sched_yield();
+        repynet_take(state, saved);
+    }
+    else {
+        state->holder_calls = 0;
+    }
+}
+
+/* --- the shared receive buffer ------------------------------------------- */
+
+/* A buffer of at least size bytes: the shared one when free and large
+ * enough, else a new one.  NULL with MemoryError. */
+static char *
+take_buffer(repynet_state *state, size_t size)
+{
+    char *buffer = NULL;
+    if (size <= REPYNET_SCRATCH_SIZE) {
+        buffer = state->scratch;
+        state->scratch = NULL;
+        if (buffer == NULL)
+            buffer = PyMem_RawMalloc(REPYNET_SCRATCH_SIZE);
+    }
+    else {
+        buffer = PyMem_RawMalloc(size);
+    }
+    if (buffer == NULL)
+        PyErr_NoMemory();
+    return buffer;
+}
+
+static void
+give_buffer(repynet_state *state, char *buffer, size_t size)
+{
+    if (buffer != NULL && size <= REPYNET_SCRATCH_SIZE &&
+        state->scratch == NULL)
+        state->scratch = buffer;
+    else
+        PyMem_RawFree(buffer);
+}
+
+void
+repynet_sockets_free(repynet_state *state)
+{
+    PyMem_RawFree(state->scratch);
+    state->scratch = NULL;
+}
+
+/* --- fd lifetime --------------------------------------------------------- */
 
 static rn_table_t *
 socket_table(RepynetSocketObject *self)
@@ -39,10 +184,17 @@ socket_counter(RepynetSocketObject *self)
                                                  : &r->insockets;
 }
 
-/* Closes the fd and gives back its table entry and count, silently (no
- * charges): the internal close, the finalizer's and the user's (D16). */
+/*
+ * Closes the socket and gives back its table entry and count, silently
+ * (no charges): the internal close, the finalizer's and the user's (D16).
+ * Only an explicit close in the process that made a TCP socket shuts it
+ * down (so the peer sees EOF even while a forked child holds it); the
+ * finalizer never does, nor does a child, whose exit must not half-close
+ * the parent's connections.  While calls use the fd, close(2) waits for
+ * the last of them.
+ */
 static void
-socket_release(RepynetSocketObject *self)
+socket_release(RepynetSocketObject *self, int explicit_close)
 {
     if (self->fd < 0)
         return;
@@ -50,11 +202,99 @@ socket_release(RepynetSocketObject *self)
     self->fd = -1;
     rn_table_remove_value(socket_table(self), &self->key, self);
     rn_counter_release(socket_counter(self));
-    if (self->kind == REPYNET_LIVE_TCP_SOCKET)
-        rn_sock_close(fd);
-    else
+    bool shut_down = explicit_close && self->kind == REPYNET_LIVE_TCP_SOCKET &&
+                     self->owner == getpid();
+    if (shut_down)
+        shutdown(fd, SHUT_WR);
+    if (self->users == 0)
         close(fd);
+    else
+        self->orphan_fd = fd;
 }
+
+static void
+socket_unuse(RepynetSocketObject *self)
+{
+    if (--self->users == 0 && self->orphan_fd >= 0) {
+        close(self->orphan_fd);
+        self->orphan_fd = -1;
+    }
+}
+
+int
+repynet_socket_use(PyObject *sock)
+{
+    RepynetSocketObject *self = (RepynetSocketObject *)sock;
+    Py_INCREF(sock);
+    self->users++;
+    return self->fd;
+}
+
+void
+repynet_socket_unuse(PyObject *sock)
+{
+    socket_unuse((RepynetSocketObject *)sock);
+    Py_DECREF(sock);
+}
+
+/*
+ * The would-block path of socket_io when other threads exist: waits for
+ * readiness with the GIL released (the fd kept alive by the in-use count)
+ * and retries io once.  An idle socket's bound decays to 0, and then the
+ * call only hands the GIL to a waiting thread.
+ */
+static ssize_t
+wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
+{
+    repynet_state *state = self->state;
+    ssize_t rc = -EAGAIN;
+    long bound = (long)self->wait_us[writing];
+    if (bound == 0) {
+        if (gil_waiter(state))
+            hand_over(state);
+        else
+            repynet_take(state, repynet_release());
+        return rc;
+    }
+    int fd = self->fd, ready;
+    self->users++;
+    PyThreadState *saved = repynet_release();
+    /* A signal (-EINTR) ends the wait; its handler runs as the call
+     * returns. */
+    ready = rn_wait_fd_us(fd, rn_sock_io_events(io), bound);
+    if (ready == 1)
+        rc = rn_sock_io(fd, io);
+    repynet_take(state, saved);
+    socket_unuse(self);
+    if (rc >= 0)
+        self->wait_us[writing] = REPYNET_WAIT_MAX_US;
+    else if (ready == 0)
+        self->wait_us[writing] =
+            bound / 2 < REPYNET_WAIT_MIN_US ? 0 : (unsigned)(bound / 2);
+    return rc;
+}
+
+/*
+ * Runs io on the socket's open fd the D32 way: rn_sock_io's result (>= 0,
+ * or -errno).  A negative result with self->fd < 0 means that another
+ * thread closed the socket during the call.
+ */
+static ssize_t
+socket_io(RepynetSocketObject *self, rn_io_t *io)
+{
+    ssize_t rc = rn_sock_io(self->fd, io);
+    int writing = rn_sock_io_events(io) == POLLOUT;
+    if (rc >= 0) {
+        self->wait_us[writing] = REPYNET_WAIT_MAX_US;
+        repynet_gil_turn(self->state);
+        return rc;
+    }
+    if (rc != -EAGAIN || !repynet_other_threads())
+        return rc;
+    return wait_and_retry(self, io, writing);
+}
+
+/* --- shared methods ------------------------------------------------------ */
 
 static PyObject *
 closed_locally(RepynetSocketObject *self)
@@ -64,15 +304,18 @@ closed_locally(RepynetSocketObject *self)
 }
 
 /* Raises what an errno means for a socket call, closing the socket first
- * where the spec closes it internally (terminated and unknown errors). */
+ * where the spec closes it internally (terminated and unknown errors).  A
+ * socket another thread closed during the call raises SocketClosedLocal. */
 static PyObject *
 socket_error(RepynetSocketObject *self, repynet_call_t call, int err,
              const char *syscall)
 {
+    if (self->fd < 0)
+        return closed_locally(self);
     repynet_exc_t exc = repynet_errno_class(call, err);
     if (exc == REPYNET_EXC_SOCKET_CLOSED_LOCAL ||
         exc == REPYNET_EXC_SOCKET_CLOSED_REMOTE)
-        socket_release(self);
+        socket_release(self, 1);
     return repynet_raise_errno(self->state, call, err, syscall);
 }
 
@@ -95,9 +338,20 @@ socket_alloc(repynet_state *state, PyTypeObject *type, repynet_live_t kind,
     self->loopback = rn_addr_is_loopback(kind == REPYNET_LIVE_TCP_SOCKET
                                              ? &key->remote.addr
                                              : &key->local.addr);
+    self->users = 0;
+    self->orphan_fd = -1;
+    self->owner = getpid();
+    self->peer_eof = 0;
+    self->wait_us[0] = self->wait_us[1] = REPYNET_WAIT_MAX_US;
     state->live[kind]++;
-    /* -EEXIST cannot happen: the kernel refused a duplicate bind first. */
-    if (rn_table_insert(socket_table(self), key, self) == -ENOMEM) {
+    /* A listener's key cannot be taken (the kernel refused a duplicate
+     * bind first), but Linux may hand an accepted connection the 4-tuple
+     * of one still open here (its old end a FIN_WAIT2 minisocket): both
+     * then keep an entry, and each close removes its own. */
+    int rc = kind == REPYNET_LIVE_TCP_SOCKET
+                 ? rn_table_insert_shared(socket_table(self), key, self)
+                 : rn_table_insert(socket_table(self), key, self);
+    if (rc == -ENOMEM) {
         /* The caller still owns the count it took: release only the fd. */
         self->fd = -1;
         close(fd);
@@ -112,7 +366,7 @@ static void
 socket_dealloc(RepynetSocketObject *self)
 {
     PyTypeObject *type = Py_TYPE(self);
-    socket_release(self);
+    socket_release(self, 0);
     self->state->live[self->kind]--;
     PyObject_Free(self);
     Py_DECREF(type);
@@ -156,9 +410,25 @@ wait_both(RepynetSocketObject *self)
     return repynet_charge_send(self->state, self->loopback, 0.0);
 }
 
-/* Above this, a bytes-mode recv reads straight into its result object
- * (then shrinks it) instead of copying out of a stack buffer. */
-#define REPYNET_RECV_DIRECT 4096
+/* recv's size: an int of at least 1; larger than the maximum, however
+ * large, reads the maximum (D18). */
+static int
+recv_size(repynet_state *state, PyObject *arg, long *out)
+{
+    if (PyLong_Check(arg) && !PyBool_Check(arg)) {
+        int overflow;
+        long value = PyLong_AsLongAndOverflow(arg, &overflow);
+        if (overflow > 0 || value > REPYNET_RECV_MAX) {
+            *out = REPYNET_RECV_MAX;
+            return 0;
+        }
+        if (overflow == 0 && value >= 1) {
+            *out = value;
+            return 0;
+        }
+    }
+    return repynet_arg_long(state, arg, "bytes", 1, REPYNET_RECV_MAX, out);
+}
 
 static PyObject *
 tcp_recv(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -167,50 +437,56 @@ tcp_recv(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
     repynet_state *state = self->state;
     char stack_buffer[REPYNET_STACK_BUFFER];
     PyObject *result = NULL;
-    char *buffer = stack_buffer, *heap_buffer = NULL;
+    char *heap_buffer = NULL;
+    rn_io_t io = {.op = RN_IO_RECV, .buf = stack_buffer};
     long wanted;
 
     if (repynet_check_arity(state, "recv", nargs, kwnames, 1) < 0 ||
-        repynet_arg_long(state, args[0], "bytes", 1, LONG_MAX, &wanted) < 0)
+        recv_size(state, args[0], &wanted) < 0)
         return NULL;
-    if (wanted > REPYNET_RECV_MAX)
-        wanted = REPYNET_RECV_MAX;
     if (wait_both(self) < 0)
         return NULL;
     if (self->fd < 0)
         return closed_locally(self);
-    if (!self->text && wanted > REPYNET_RECV_DIRECT) {
+    io.len = (size_t)wanted;
+    if (io.len <= sizeof(stack_buffer)) {
+        /* io.buf is the stack buffer */
+    }
+    else if (!self->text) {
+        /* Read straight into the result, then shrink it. */
         result = PyBytes_FromStringAndSize(NULL, wanted);
         if (result == NULL)
             return NULL;
-        buffer = PyBytes_AS_STRING(result);
+        io.buf = PyBytes_AS_STRING(result);
     }
-    else if ((size_t)wanted > sizeof(stack_buffer)) {
-        buffer = heap_buffer = PyMem_Malloc((size_t)wanted);
-        if (buffer == NULL)
-            return PyErr_NoMemory();
+    else if ((io.buf = heap_buffer = take_buffer(state, io.len)) == NULL) {
+        return NULL;
     }
-    ssize_t got = rn_recv(self->fd, buffer, (size_t)wanted);
+    ssize_t got = socket_io(self, &io);
     if (got <= 0) {
         Py_CLEAR(result);
-        if (got == 0)
+        if (got == 0) {
+            self->peer_eof = 1;
             repynet_raise(state, REPYNET_EXC_SOCKET_CLOSED_REMOTE,
                           "The socket has been closed by the remote end!");
-        else
+        }
+        else {
             socket_error(self, REPYNET_CALL_STREAM_IO, (int)got, "recv");
+        }
     }
     else if (result != NULL) {
         if (got < wanted && _PyBytes_Resize(&result, got) < 0)
             result = NULL; /* _PyBytes_Resize freed it */
     }
     else {
-        result = repynet_data_result(buffer, (size_t)got, self->text);
+        result = repynet_data_result(io.buf, (size_t)got, self->text);
     }
-    PyMem_Free(heap_buffer);
-    if (result != NULL &&
-        (repynet_charge_recv(state, self->loopback, 64.0 + (double)got) < 0 ||
-         repynet_charge_send(state, self->loopback, 64.0) < 0))
-        Py_CLEAR(result);
+    give_buffer(state, heap_buffer, io.len);
+    if (got > 0) {
+        /* After the work: these never fail (see repynet_charge_send). */
+        repynet_charge_recv(state, self->loopback, 64.0 + (double)got);
+        repynet_charge_send(state, self->loopback, 64.0);
+    }
     return result;
 }
 
@@ -231,8 +507,12 @@ tcp_send(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
         closed_locally(self);
         goto error;
     }
-    /* The original refuses to send once the peer has closed (spec 3.1). */
-    int peer_closed = rn_peer_closed(self->fd);
+    /* The original refuses to send once the peer has closed with nothing
+     * left to read (spec 3.1).  A one-byte peek asks the kernel; once our
+     * own recv has seen the FIN the answer is known without it.  Learning
+     * of the FIN from the completion port instead would race a FIN that
+     * arrives just before the send (docs/decisions.md). */
+    int peer_closed = self->peer_eof ? 1 : rn_peer_closed(self->fd);
     if (peer_closed == 1) {
         repynet_raise(state, REPYNET_EXC_SOCKET_CLOSED_REMOTE,
                       "The socket has been closed by the remote end!");
@@ -242,13 +522,18 @@ tcp_send(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
         socket_error(self, REPYNET_CALL_STREAM_IO, peer_closed, "recv");
         goto error;
     }
-    sent = rn_send(self->fd, view.buf, (size_t)view.len);
+    /* D31: one send passes at most one second of its rate. */
+    rn_io_t io = {.op = RN_IO_SEND, .buf = view.buf, .len = (size_t)view.len};
+    double per_second = repynet_send_limit(state, self->loopback);
+    if ((double)io.len > per_second)
+        io.len = per_second < 1.0 ? 1 : (size_t)per_second;
+    sent = socket_io(self, &io);
     repynet_release_data(&view);
     if (sent < 0)
         return socket_error(self, REPYNET_CALL_STREAM_IO, (int)sent, "send");
-    if (repynet_charge_send(state, self->loopback, 64.0 + (double)sent) < 0 ||
-        repynet_charge_recv(state, self->loopback, 64.0) < 0)
-        return NULL;
+    /* After the work: these never fail (see repynet_charge_send). */
+    repynet_charge_send(state, self->loopback, 64.0 + (double)sent);
+    repynet_charge_recv(state, self->loopback, 64.0);
     return PyLong_FromSsize_t(sent);
 error:
     repynet_release_data(&view);
@@ -267,10 +552,9 @@ tcp_close(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     if (self->fd < 0) /* another thread closed it during the wait */
         Py_RETURN_FALSE;
-    socket_release(self);
-    if (repynet_charge_recv(self->state, self->loopback, 64.0) < 0 ||
-        repynet_charge_send(self->state, self->loopback, 128.0) < 0)
-        return NULL;
+    socket_release(self, 1);
+    repynet_charge_recv(self->state, self->loopback, 64.0);
+    repynet_charge_send(self->state, self->loopback, 128.0);
     Py_RETURN_TRUE;
 }
 
@@ -306,6 +590,7 @@ server_getconnection(RepynetSocketObject *self, PyObject *const *args,
 {
     repynet_state *state = self->state;
     rn_tuple_t key;
+    rn_io_t io = {.op = RN_IO_ACCEPT};
 
     if (repynet_check_arity(state, "getconnection", nargs, kwnames, 0) < 0)
         return NULL;
@@ -313,13 +598,17 @@ server_getconnection(RepynetSocketObject *self, PyObject *const *args,
         return NULL;
     if (self->fd < 0)
         return closed_locally(self);
+    ssize_t accepted = socket_io(self, &io);
+    if (accepted < 0)
+        return socket_error(self, REPYNET_CALL_ACCEPT, (int)accepted, "accept");
+    int conn = (int)accepted;
     memset(&key, 0, sizeof(key));
-    int conn = rn_tcp_accept(self->fd, &key.remote.addr, &key.remote.port);
-    if (conn < 0)
-        return socket_error(self, REPYNET_CALL_ACCEPT, conn, "accept");
-    if (repynet_charge_recv(state, self->loopback, 128.0) < 0 ||
-        repynet_charge_send(state, self->loopback, 64.0) < 0 ||
-        repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
+    key.remote.addr = io.peer;
+    key.remote.port = io.peer_port;
+    /* After the work: these never fail (see repynet_charge_send). */
+    repynet_charge_recv(state, self->loopback, 128.0);
+    repynet_charge_send(state, self->loopback, 64.0);
+    if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
         close(conn);
         return NULL;
     }
@@ -352,14 +641,14 @@ server_close(RepynetSocketObject *self, PyObject *const *args,
 {
     if (repynet_check_arity(self->state, "close", nargs, kwnames, 0) < 0)
         return NULL;
-    socket_release(self);
+    socket_release(self, 1);
     Py_RETURN_TRUE;
 }
 
 static PyObject *
 server_exit(RepynetSocketObject *self, PyObject *args)
 {
-    socket_release(self);
+    socket_release(self, 1);
     Py_RETURN_FALSE;
 }
 
@@ -379,9 +668,7 @@ udp_getmessage(RepynetSocketObject *self, PyObject *const *args,
                Py_ssize_t nargs, PyObject *kwnames)
 {
     repynet_state *state = self->state;
-    char buffer[65535];
-    rn_addr_t from;
-    uint16_t from_port;
+    rn_io_t io = {.op = RN_IO_RECVFROM, .len = REPYNET_SCRATCH_SIZE};
 
     if (repynet_check_arity(state, "getmessage", nargs, kwnames, 0) < 0)
         return NULL;
@@ -389,15 +676,19 @@ udp_getmessage(RepynetSocketObject *self, PyObject *const *args,
         return NULL;
     if (self->fd < 0)
         return closed_locally(self);
-    ssize_t got = rn_recvfrom(self->fd, buffer, sizeof(buffer), &from, &from_port);
-    if (got < 0)
+    if ((io.buf = take_buffer(state, io.len)) == NULL)
+        return NULL;
+    ssize_t got = socket_io(self, &io);
+    if (got < 0) {
+        give_buffer(state, io.buf, io.len);
         return socket_error(self, REPYNET_CALL_GETMESSAGE, (int)got, "recvfrom");
+    }
     PyObject *result = Py_BuildValue(
-        "(NiN)", repynet_format_address(state, &from), (int)from_port,
-        repynet_data_result(buffer, (size_t)got, self->text));
-    if (result != NULL &&
-        repynet_charge_recv(state, self->loopback, 64.0 + (double)got) < 0)
-        Py_CLEAR(result);
+        "(NiN)", repynet_format_address(state, &io.peer), (int)io.peer_port,
+        repynet_data_result(io.buf, (size_t)got, self->text));
+    give_buffer(state, io.buf, io.len);
+    /* After the work: never fails (see repynet_charge_recv). */
+    repynet_charge_recv(state, self->loopback, 64.0 + (double)got);
     return result;
 }
 
@@ -450,6 +741,7 @@ int
 repynet_sockets_exec(PyObject *module)
 {
     repynet_state *state = repynet_get_state(module);
+    state->gil_pid = getpid();
     if (add_type(module, &tcp_socket_spec, &state->tcp_socket_type) < 0 ||
         add_type(module, &tcp_server_spec, &state->tcp_server_type) < 0 ||
         add_type(module, &udp_server_spec, &state->udp_server_type) < 0)
@@ -469,9 +761,3 @@ repynet_server_new(repynet_state *state, int tcp, int fd, int text,
                                     REPYNET_LIVE_UDP_SERVER, fd, text, key);
 }
 
-/* The fd of a live UDP listener, or -1. */
-int
-repynet_udp_listener_fd(PyObject *listener)
-{
-    return ((RepynetSocketObject *)listener)->fd;
-}

@@ -66,6 +66,7 @@ struct rn_asock_queue {
 };
 
 struct rn_asock {
+    rn_fork_guard_t fork_guard; /* first: a guard is its socket */
     pthread_mutex_t lock;
     pthread_cond_t cond; /* state left OPENING/CLOSING, pending_api hit 0 */
     int fd;
@@ -164,6 +165,29 @@ api_leave(rn_asock_t *sock)
 
 /* --- create / destroy -------------------------------------------------- */
 
+/*
+ * In a child after fork() (99_009), with the socket's lock consistent (the
+ * forking thread held it).  A thread opening or closing the socket at the
+ * fork does not exist here: settle its state so close/destroy never wait
+ * for it.  Operations the worker had completed but not yet reported are
+ * never reported in the child (their callbacks belong to the parent).
+ */
+static void
+asock_in_child(rn_fork_guard_t *guard)
+{
+    rn_asock_t *sock = (rn_asock_t *)guard;
+    pthread_cond_init(&sock->cond, NULL);
+    if (sock->state == ST_OPENING) {
+        sock->state = ST_CLOSED; /* never opened: destroy closes the fd */
+    }
+    else if (sock->state == ST_CLOSING) {
+        /* The closer may have closed the fd already, and its number may
+         * be another fd's now: leave it. */
+        sock->fd = -1;
+        sock->state = ST_CLOSED;
+    }
+}
+
 int
 rn_asock_create(void *execution_engine, int fd, rn_asock_t **out)
 {
@@ -191,6 +215,9 @@ rn_asock_create(void *execution_engine, int fd, rn_asock_t **out)
     pthread_cond_init(&sock->cond, NULL);
     sock->fd = fd;
     sock->state = ST_CLOSED;
+    sock->fork_guard.lock = &sock->lock;
+    sock->fork_guard.in_child = asock_in_child;
+    rn_fork_guard_add(&sock->fork_guard);
     *out = sock;
     return 0;
 }
@@ -221,6 +248,7 @@ rn_asock_destroy(rn_asock_t *sock)
     /* Never opened: the socket still owns the fd it was created with. */
     if (sock->fd >= 0)
         rn_sys.close(sock->fd);
+    rn_fork_guard_remove(&sock->fork_guard);
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_022 */
     rn_port_dec_ref(sock->port);
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_023 */

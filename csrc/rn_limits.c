@@ -22,6 +22,22 @@ rn_portset_add(rn_portset_t *set, long port)
     return 0;
 }
 
+int
+rn_portset_set_bitmap(rn_portset_t *set, const uint8_t *bitmap, size_t len)
+{
+    if (len != RN_PORTSET_BITMAP_BYTES || (bitmap[0] & 1))
+        return -EINVAL;
+    /* Byte order independent: byte i holds ports 8i..8i+7, low bit first. */
+    size_t words = sizeof(set->bits) / sizeof(set->bits[0]);
+    for (size_t word = 0; word < words; word++) {
+        uint64_t bits = 0;
+        for (size_t byte = 0; byte < 8; byte++)
+            bits |= (uint64_t)bitmap[word * 8 + byte] << (8 * byte);
+        set->bits[word] = bits;
+    }
+    return 0;
+}
+
 bool
 rn_portset_contains(const rn_portset_t *set, long port)
 {
@@ -106,13 +122,29 @@ rn_counter_used(rn_counter_t *counter)
     return used;
 }
 
+/* Relaxed atomic access to the fields the hot path reads without lock. */
+static inline double
+load_double(const double *field)
+{
+    double value;
+    __atomic_load(field, &value, __ATOMIC_RELAXED);
+    return value;
+}
+
+static inline void
+store_double(double *field, double value)
+{
+    __atomic_store(field, &value, __ATOMIC_RELAXED);
+}
+
 void
 rn_rate_init(rn_rate_t *rate, double limit, double now)
 {
     pthread_mutex_init(&rate->lock, NULL);
-    rate->limit = limit;
-    rate->consumed = 0.0;
+    store_double(&rate->limit, limit);
+    store_double(&rate->consumed, 0.0);
     rate->updated_at = now;
+    rate->waited = 0.0;
 }
 
 void
@@ -125,8 +157,8 @@ void
 rn_rate_reset(rn_rate_t *rate, double limit, double now)
 {
     pthread_mutex_lock(&rate->lock);
-    rate->limit = limit;
-    rate->consumed = 0.0;
+    store_double(&rate->limit, limit);
+    store_double(&rate->consumed, 0.0);
     rate->updated_at = now;
     pthread_mutex_unlock(&rate->lock);
 }
@@ -137,16 +169,18 @@ rn_rate_charge(rn_rate_t *rate, double amount, double now)
     double wait = 0.0;
 
     pthread_mutex_lock(&rate->lock);
+    double consumed = rate->consumed, limit = rate->limit;
     double elapsed = now - rate->updated_at;
     if (elapsed > 0.0) {
-        rate->consumed -= elapsed * rate->limit;
-        if (rate->consumed < 0.0)
-            rate->consumed = 0.0;
+        consumed -= elapsed * limit;
+        if (consumed < 0.0)
+            consumed = 0.0;
         rate->updated_at = now;
     }
-    rate->consumed += amount;
-    if (rate->consumed > rate->limit)
-        wait = (rate->consumed - rate->limit) / rate->limit;
+    consumed += amount;
+    if (consumed > limit)
+        wait = (consumed - limit) / limit;
+    store_double(&rate->consumed, consumed);
     pthread_mutex_unlock(&rate->lock);
     return wait;
 }
@@ -154,19 +188,36 @@ rn_rate_charge(rn_rate_t *rate, double amount, double now)
 bool
 rn_rate_within_limit(rn_rate_t *rate)
 {
+    return load_double(&rate->consumed) <= load_double(&rate->limit);
+}
+
+double
+rn_rate_limit(rn_rate_t *rate)
+{
+    return load_double(&rate->limit);
+}
+
+void
+rn_rate_add_waited(rn_rate_t *rate, double seconds)
+{
     pthread_mutex_lock(&rate->lock);
-    bool within = rate->consumed <= rate->limit;
+    rate->waited += seconds;
     pthread_mutex_unlock(&rate->lock);
-    return within;
+}
+
+double
+rn_rate_waited(rn_rate_t *rate)
+{
+    pthread_mutex_lock(&rate->lock);
+    double waited = rate->waited;
+    pthread_mutex_unlock(&rate->lock);
+    return waited;
 }
 
 double
 rn_rate_consumed(rn_rate_t *rate)
 {
-    pthread_mutex_lock(&rate->lock);
-    double consumed = rate->consumed;
-    pthread_mutex_unlock(&rate->lock);
-    return consumed;
+    return load_double(&rate->consumed);
 }
 
 double

@@ -23,6 +23,14 @@ typedef struct rn_portset {
 void rn_portset_clear(rn_portset_t *set);
 /* 0, or -EINVAL for a port outside 1..65535. */
 int rn_portset_add(rn_portset_t *set, long port);
+/*
+ * Sets the whole set from a bitmap of RN_PORTSET_BITMAP_BYTES bytes in
+ * which bit (port % 8) of byte (port / 8) stands for a port: 0, or -EINVAL
+ * for another length or a set bit for port 0.
+ */
+#define RN_PORTSET_BITMAP_BYTES (65536 / 8)
+int rn_portset_set_bitmap(rn_portset_t *set, const uint8_t *bitmap,
+                          size_t len);
 bool rn_portset_contains(const rn_portset_t *set, long port);
 size_t rn_portset_count(const rn_portset_t *set);
 /* Writes up to max ports in ascending order; returns how many exist. */
@@ -47,11 +55,17 @@ long rn_counter_used(rn_counter_t *counter);
 
 /* --- rates ------------------------------------------------------------ */
 
+/*
+ * limit and consumed are written under lock with atomic stores, so the
+ * per-call checks (rn_rate_limit, rn_rate_within_limit) read them with
+ * no lock at all.
+ */
 typedef struct rn_rate {
     pthread_mutex_t lock;
     double limit;       /* units per second, > 0 */
     double consumed;    /* the bucket's content as last updated */
     double updated_at;  /* rn_now() of the last update */
+    double waited;      /* seconds callers have slept for this rate */
 } rn_rate_t;
 
 void rn_rate_init(rn_rate_t *rate, double limit, double now);
@@ -68,8 +82,15 @@ void rn_rate_reset(rn_rate_t *rate, double limit, double now);
  */
 double rn_rate_charge(rn_rate_t *rate, double amount, double now);
 /* Whether a zero charge would not wait: the bucket is within its limit
- * as last updated (draining only lowers it, so no clock is needed). */
+ * as last updated (draining only lowers it, so no clock is needed).
+ * Lock-free. */
 bool rn_rate_within_limit(rn_rate_t *rate);
+/* The limit in force (units per second; 0 forbids).  Lock-free. */
+double rn_rate_limit(rn_rate_t *rate);
+/* Adds seconds a caller slept for this rate; rn_rate_waited sums them
+ * since the rate was initialised (a reset keeps the sum). */
+void rn_rate_add_waited(rn_rate_t *rate, double seconds);
+double rn_rate_waited(rn_rate_t *rate);
 /* The consumed amount as last updated (not decayed up to now). */
 double rn_rate_consumed(rn_rate_t *rate);
 

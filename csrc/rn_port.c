@@ -698,14 +698,61 @@ rn_port_worker(void *arg)
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static rn_port_t *g_port; /* holds one reference */
+/* The fork guards (async sockets, completion queues); a leaf lock except
+ * in atfork_prepare, which takes the guarded locks under it. */
+static pthread_mutex_t g_guards_lock = PTHREAD_MUTEX_INITIALIZER;
+static rn_fork_guard_t *g_guards;
 
-/* Before fork(): no thread is inside the table or the singleton. */
+static void rn_port_once(void);
+
+void
+rn_fork_guard_add(rn_fork_guard_t *guard)
+{
+    pthread_once(&g_once, rn_port_once);
+    pthread_mutex_lock(&g_guards_lock);
+    guard->prev = NULL;
+    guard->next = g_guards;
+    if (g_guards != NULL)
+        g_guards->prev = guard;
+    g_guards = guard;
+    pthread_mutex_unlock(&g_guards_lock);
+}
+
+void
+rn_fork_guard_remove(rn_fork_guard_t *guard)
+{
+    pthread_mutex_lock(&g_guards_lock);
+    if (guard->prev != NULL)
+        guard->prev->next = guard->next;
+    else if (g_guards == guard)
+        g_guards = guard->next;
+    if (guard->next != NULL)
+        guard->next->prev = guard->prev;
+    guard->prev = guard->next = NULL;
+    pthread_mutex_unlock(&g_guards_lock);
+}
+
+/*
+ * Before fork(): no thread is inside a guarded object, the table or the
+ * singleton, so the child inherits them consistent.  Guarded locks come
+ * first: a thread holding one may be waiting for the port's lock.
+ */
 static void
 atfork_prepare(void)
 {
+    pthread_mutex_lock(&g_guards_lock);
+    for (rn_fork_guard_t *guard = g_guards; guard != NULL; guard = guard->next)
+        pthread_mutex_lock(guard->lock);
     pthread_mutex_lock(&g_lock);
     if (g_port != NULL)
         pthread_mutex_lock(&g_port->lock);
+}
+
+static void
+guards_unlock(void)
+{
+    for (rn_fork_guard_t *guard = g_guards; guard != NULL; guard = guard->next)
+        pthread_mutex_unlock(guard->lock);
 }
 
 static void
@@ -714,6 +761,8 @@ atfork_parent(void)
     if (g_port != NULL)
         pthread_mutex_unlock(&g_port->lock);
     pthread_mutex_unlock(&g_lock);
+    guards_unlock();
+    pthread_mutex_unlock(&g_guards_lock);
 }
 
 /*
@@ -743,6 +792,12 @@ atfork_child(void)
         pthread_mutex_unlock(&port->lock);
     }
     pthread_mutex_unlock(&g_lock);
+    /* The forking thread took every guarded lock: it is this thread now. */
+    guards_unlock();
+    for (rn_fork_guard_t *guard = g_guards; guard != NULL; guard = guard->next)
+        if (guard->in_child != NULL)
+            guard->in_child(guard);
+    pthread_mutex_unlock(&g_guards_lock);
     /* The singleton's reference; sockets inherited from the parent keep
      * theirs and free the dead port with their last destroy. */
     rn_port_dec_ref(port);

@@ -17,6 +17,7 @@
 #ifndef RN_PORT_H
 #define RN_PORT_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 typedef struct rn_port rn_port_t;
@@ -107,5 +108,30 @@ void rn_port_global_release(void);
  * and returns how many (0 when there is no port).
  */
 int rn_port_global_fds(int fds[2]);
+
+/* --- fork safety of objects with a mutex of their own (99_009) --------- */
+
+/*
+ * An object whose mutex the port's worker (or any thread) may hold.  While
+ * a thread forks, every registered guard's lock is held by that thread,
+ * taken before the port's own locks (so code holding a guarded lock may
+ * call into the port, never the other way round), and released after.  In
+ * the child the locks are released by the one thread that exists, never
+ * taken, and then in_child (if not NULL) runs, still inside fork(): it may
+ * only use async-signal-safe calls and the object's own fields.
+ */
+typedef struct rn_fork_guard rn_fork_guard_t;
+struct rn_fork_guard {
+    rn_fork_guard_t *prev, *next; /* the process's list; set by add */
+    pthread_mutex_t *lock;
+    void (*in_child)(rn_fork_guard_t *guard);
+};
+
+/* Registers guard (lock and in_child set by the caller).  Never call it
+ * holding a guarded lock. */
+void rn_fork_guard_add(rn_fork_guard_t *guard);
+/* Unregisters guard; call it before destroying the lock, never holding a
+ * guarded lock. */
+void rn_fork_guard_remove(rn_fork_guard_t *guard);
 
 #endif /* RN_PORT_H */

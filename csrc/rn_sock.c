@@ -223,6 +223,42 @@ rn_sock_close(int fd)
     close(fd);
 }
 
+ssize_t
+rn_sock_io(int fd, rn_io_t *io)
+{
+    switch (io->op) {
+    case RN_IO_RECV:
+        return rn_recv(fd, io->buf, io->len);
+    case RN_IO_SEND:
+        return rn_send(fd, io->buf, io->len);
+    case RN_IO_ACCEPT:
+        return rn_tcp_accept(fd, &io->peer, &io->peer_port);
+    case RN_IO_RECVFROM:
+        return rn_recvfrom(fd, io->buf, io->len, &io->peer, &io->peer_port);
+    case RN_IO_SENDTO:
+        return rn_sendto(fd, io->buf, io->len, &io->peer, io->peer_port);
+    }
+    return -EINVAL;
+}
+
+short
+rn_sock_io_events(const rn_io_t *io)
+{
+    return io->op == RN_IO_SEND || io->op == RN_IO_SENDTO ? POLLOUT : POLLIN;
+}
+
+int
+rn_wait_fd_us(int fd, short events, long timeout_us)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    struct timespec timeout = {timeout_us / 1000000,
+                               (timeout_us % 1000000) * 1000};
+    int rc = ppoll(&pfd, 1, &timeout, NULL);
+    if (rc < 0)
+        return -errno;
+    return rc > 0;
+}
+
 /* --- /proc/net ---------------------------------------------------------- */
 
 /* Parses "HEXADDR:HEXPORT" as the kernel prints it (host-order words). */
@@ -356,4 +392,16 @@ rn_os_udp_find(const rn_tuple_t *key)
 {
     /* UDP sockets are listed with state 7 (TCP_CLOSE) when unconnected. */
     return scan_listings("/proc/net/udp", "/proc/net/udp6", key, ~0u, false);
+}
+
+int
+rn_os_addr_is_local(const rn_addr_t *addr)
+{
+    /* Port 0 never conflicts, so only the address can make bind fail. */
+    int fd = rn_udp_bound(addr, 0);
+    if (fd >= 0) {
+        close(fd);
+        return 1;
+    }
+    return fd == -EADDRNOTAVAIL ? 0 : fd;
 }

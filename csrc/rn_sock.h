@@ -40,6 +40,35 @@ int rn_tcp_accept(int fd, rn_addr_t *peer, uint16_t *peer_port);
 /* A UDP socket bound to (addr, port): the fd, or -errno. */
 int rn_udp_bound(const rn_addr_t *addr, uint16_t port);
 
+/*
+ * One socket operation of a hot path, described so that it can run with or
+ * without the GIL and be retried after a wait (rn_sock_io).
+ */
+typedef enum rn_io_op {
+    RN_IO_RECV,     /* recv into buf: 0 at orderly EOF */
+    RN_IO_SEND,     /* send buf (MSG_NOSIGNAL) */
+    RN_IO_ACCEPT,   /* accept4: the new fd (CLOEXEC | NONBLOCK); peer out */
+    RN_IO_RECVFROM, /* recvfrom into buf; peer out */
+    RN_IO_SENDTO,   /* sendto peer */
+} rn_io_op_t;
+
+typedef struct rn_io {
+    rn_io_op_t op;
+    void *buf; /* read into, or sent from (never written for sends) */
+    size_t len;
+    rn_addr_t peer; /* accept/recvfrom: who; sendto: where */
+    uint16_t peer_port;
+} rn_io_t;
+
+/* Runs io once on fd, non-blocking: >= 0 (bytes or the new fd) or -errno
+ * (-EAGAIN when it would block).  Needs no GIL. */
+ssize_t rn_sock_io(int fd, rn_io_t *io);
+/* The poll(2) event io waits for: POLLIN or POLLOUT. */
+short rn_sock_io_events(const rn_io_t *io);
+/* Waits until fd is ready for events or timeout_us microseconds pass:
+ * 1 ready (or in error), 0 timed out, -errno (EINTR included). Blocks. */
+int rn_wait_fd_us(int fd, short events, long timeout_us);
+
 /* One non-blocking recv; 0 at orderly EOF. */
 ssize_t rn_recv(int fd, void *buf, size_t len);
 /* One non-blocking send (MSG_NOSIGNAL). */
@@ -56,7 +85,9 @@ ssize_t rn_recvfrom(int fd, void *buf, size_t len, rn_addr_t *from,
 int rn_wait_fd(int fd, short events, int timeout_ms);
 /* Local address of a socket. */
 int rn_sock_local(int fd, rn_addr_t *addr, uint16_t *port);
-/* Shuts down the write side and closes; errors are ignored, fd is gone. */
+/* Shuts down the write side and closes (so the peer sees EOF even while a
+ * forked child still holds the socket: only for the process that made
+ * it); errors are ignored, fd is gone. */
 void rn_sock_close(int fd);
 
 /* --- OS socket listings ----------------------------------------------- */
@@ -65,14 +96,24 @@ void rn_sock_close(int fd);
 enum {
     RN_TCP_ESTABLISHED = 1,
     RN_TCP_SYN_SENT = 2,
+    RN_TCP_FIN_WAIT1 = 4,
+    RN_TCP_FIN_WAIT2 = 5,
     RN_TCP_TIME_WAIT = 6,
     RN_TCP_CLOSE_WAIT = 8,
+    RN_TCP_LAST_ACK = 9,
     RN_TCP_LISTEN = 10,
+    RN_TCP_CLOSING = 11,
 };
 #define RN_TCP_STATE(s) (1u << (s))
 #define RN_TCP_ACTIVE                                                     \
     (RN_TCP_STATE(RN_TCP_ESTABLISHED) | RN_TCP_STATE(RN_TCP_CLOSE_WAIT) |  \
      RN_TCP_STATE(RN_TCP_SYN_SENT))
+/* The states of a connection being torn down that still hold its 4-tuple
+ * (D30). */
+#define RN_TCP_CLOSING_STATES                                             \
+    (RN_TCP_STATE(RN_TCP_FIN_WAIT1) | RN_TCP_STATE(RN_TCP_FIN_WAIT2) |     \
+     RN_TCP_STATE(RN_TCP_CLOSING) | RN_TCP_STATE(RN_TCP_LAST_ACK) |        \
+     RN_TCP_STATE(RN_TCP_TIME_WAIT))
 
 /*
  * Whether the OS lists a TCP socket in one of the states of state_mask
@@ -83,6 +124,9 @@ enum {
  */
 int rn_os_tcp_find(const rn_tuple_t *key, unsigned state_mask,
                    bool match_remote);
+/* Whether addr is an address of this host (a socket can bind to it):
+ * 1, 0 or -errno. */
+int rn_os_addr_is_local(const rn_addr_t *addr);
 /* Whether the OS lists a UDP socket bound to key's local end
  * (wildcard-aware).  1, 0 or -errno. */
 int rn_os_udp_find(const rn_tuple_t *key);

@@ -214,18 +214,33 @@ grow(rn_table_t *table)
     table->nbuckets = nbuckets;
 }
 
-int
-rn_table_insert(rn_table_t *table, const rn_tuple_t *key, void *value)
+/* Finds the entry of (key, value), or the end of key's chain. */
+static rn_entry_t **
+find_value_slot(rn_table_t *table, const rn_tuple_t *key, const void *value)
+{
+    rn_entry_t **slot = find_slot(table, key);
+    while (*slot && (*slot)->value != value) {
+        slot = &(*slot)->next;
+        while (*slot && !tuple_equal(&(*slot)->key, key))
+            slot = &(*slot)->next;
+    }
+    return slot;
+}
+
+static int
+insert(rn_table_t *table, const rn_tuple_t *key, void *value, bool shared)
 {
     int rc = 0;
     rn_entry_t *entry = NULL;
 
     pthread_mutex_lock(&table->lock);
     rn_entry_t **slot = find_slot(table, key);
-    if (*slot) {
+    if (*slot && !shared) {
         rc = -EEXIST;
         goto done;
     }
+    while (*slot) /* the end of the chain */
+        slot = &(*slot)->next;
     entry = malloc(sizeof(*entry));
     if (entry == NULL) {
         rc = -ENOMEM;
@@ -251,6 +266,18 @@ done:
     pthread_mutex_unlock(&table->lock);
     free(entry);
     return rc;
+}
+
+int
+rn_table_insert(rn_table_t *table, const rn_tuple_t *key, void *value)
+{
+    return insert(table, key, value, false);
+}
+
+int
+rn_table_insert_shared(rn_table_t *table, const rn_tuple_t *key, void *value)
+{
+    return insert(table, key, value, true);
 }
 
 static void
@@ -285,8 +312,8 @@ rn_table_remove_value(rn_table_t *table, const rn_tuple_t *key,
 {
     int rc = -ENOENT;
     pthread_mutex_lock(&table->lock);
-    rn_entry_t **slot = find_slot(table, key);
-    if (*slot && (*slot)->value == value) {
+    rn_entry_t **slot = find_value_slot(table, key, value);
+    if (*slot) {
         unlink_entry(table, slot);
         rc = 0;
     }

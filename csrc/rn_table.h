@@ -35,9 +35,14 @@ void rn_table_free(rn_table_t *table);
 
 /* 0, -EEXIST when the exact tuple is present, -ENOMEM. */
 int rn_table_insert(rn_table_t *table, const rn_tuple_t *key, void *value);
+/* Inserts even when the exact tuple is present (Linux may hand a new
+ * connection the tuple of one still open here, see py_sockets.c): each
+ * entry is then removed by its value.  0 or -ENOMEM. */
+int rn_table_insert_shared(rn_table_t *table, const rn_tuple_t *key,
+                           void *value);
 /* 0 or -ENOENT. */
 int rn_table_remove(rn_table_t *table, const rn_tuple_t *key);
-/* Removes the entry only while it still maps to value: 0 or -ENOENT. */
+/* Removes the entry of key that maps to value: 0 or -ENOENT. */
 int rn_table_remove_value(rn_table_t *table, const rn_tuple_t *key,
                           const void *value);
 /* The value of the exact tuple, or NULL. */

@@ -12,7 +12,9 @@ import atheris
 from atheris_common import fuzz_argv
 
 with atheris.instrument_imports():
-    from repynet.restrictions import PORT_RESOURCES, Restrictions, RestrictionsError
+    from repynet.restrictions import SCHEMA, Kind, Restrictions, RestrictionsError
+
+PORT_RESOURCES = frozenset(r.name for r in SCHEMA if r.kind is Kind.PORTSET)
 
 
 def test_one_input(data: bytes) -> None:

@@ -4,6 +4,10 @@
 see the documentation in ``docs/`` for the API reference.
 """
 
+from __future__ import annotations
+
+from typing import Any, Callable
+
 from . import _repynet, errors
 from ._repynet import NetworkAPI, TCPServerSocket, TCPSocket, UDPServerSocket
 from .errors import (  # the 27 documented Repy names, listed once in errors.__all__
@@ -36,8 +40,9 @@ from .errors import (  # the 27 documented Repy names, listed once in errors.__a
     TCPServerSocketInvalidError,
     TimeoutError,
 )
-from .ipv6 import IPV6_NAMES, ipv6_names
+from .ipv6 import ipv6_names
 
+# The one place the version is written (pyproject.toml reads it from here).
 __version__ = "0.1.0"
 
 _repynet._register_exceptions(errors)
@@ -64,7 +69,7 @@ V2_NAMES = (
 )
 
 
-def api_namespace(text=False):
+def api_namespace(text: bool = False) -> dict[str, Callable[..., Any]]:
     """The twelve V2 network names bound to a new NetworkAPI(text) object.
 
     Text mode (``text=True``) is what Repy programs use: payloads are
@@ -93,15 +98,62 @@ listenformessage_ipv6 = _bytes_api.listenformessage
 openconnection_ipv6 = _bytes_api.openconnection
 listenforconnection_ipv6 = _bytes_api.listenforconnection
 
+# Written out, not built from errors.__all__ and restrictions.__all__: type
+# checkers read only a literal list as the explicit exports (PEP 484), and
+# tests/test_package.py checks this list against those modules'.
 __all__ = [
-    *errors.__all__,
+    # the Repy exceptions (errors.__all__), and InternalRepyError (D9)
+    "RepyException",
+    "RepyArgumentError",
+    "TimeoutError",
+    "CodeUnsafeError",
+    "ContextUnsafeError",
+    "ResourceUsageError",
+    "ResourceExhaustedError",
+    "ResourceForbiddenError",
+    "FileError",
+    "FileNotFoundError",
+    "FileInUseError",
+    "SeekPastEndOfFileError",
+    "FileClosedError",
+    "LockDoubleReleaseError",
+    "NetworkError",
+    "NetworkAddressError",
+    "AlreadyListeningError",
+    "DuplicateTupleError",
+    "CleanupInProgressError",
+    "InternetConnectivityError",
+    "AddressBindingError",
+    "ConnectionRefusedError",
+    "LocalIPChanged",
+    "SocketClosedLocal",
+    "SocketClosedRemote",
+    "SocketWouldBlockError",
+    "TCPServerSocketInvalidError",
     "InternalRepyError",
-    *V2_NAMES,
-    *IPV6_NAMES,
+    # the V2 calls (V2_NAMES) and their IPv6 names (ipv6.IPV6_NAMES)
+    "gethostbyname",
+    "getmyip",
+    "sendmessage",
+    "listenformessage",
+    "openconnection",
+    "listenforconnection",
+    "getAddripv6",
+    "getmyip_ipv6",
+    "sendmessage_ipv6",
+    "listenformessage_ipv6",
+    "openconnection_ipv6",
+    "listenforconnection_ipv6",
     "NetworkAPI",
     "TCPSocket",
     "TCPServerSocket",
     "UDPServerSocket",
     "api_namespace",
-    *restrictions.__all__,
+    # restrictions.__all__
+    "Restrictions",
+    "RestrictionsError",
+    "load_restrictions",
+    "set_restrictions",
+    "current_restrictions",
+    "getresources",
 ]

@@ -22,17 +22,30 @@ import sys
 import threading
 import time
 import traceback
+from types import CodeType
+from typing import Any, Callable, Iterable, NoReturn, Optional, TextIO, cast
 
 from . import _repynet, errors
+from .restrictions import current_restrictions
 
 # The program's main code runs in a thread of this name (the real main
 # thread only supervises and receives SIGINT).
 MAIN_THREAD_NAME = "MainThread"
 # time.sleep() rejects very long intervals; longer sleeps loop.
 _LONGEST_SINGLE_SLEEP = 86400.0
+# randombytes() returns this many bytes, as Repy's does.
+RANDOM_BYTES_PER_CALL = 1024
+# The code that runs a program named after `run dylink.r2py` (dylink.py).
+DISPATCH_FILENAME = "<dylink>"
+# Frames of these runner files are left out of a program's tracebacks (the
+# module loader and the translator stand between a program and its modules).
+_HIDDEN_FRAME_FILES = (DISPATCH_FILENAME, *(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    for name in ("dylink.py", "py2compat.py")))
 
 
-def _check_arguments(function_name, args, kwargs, count):
+def _check_arguments(function_name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                     count: int) -> None:
     """Repy's wrapper rules 1 and 2: no keywords, exactly ``count`` positionals."""
     if kwargs:
         raise errors.RepyArgumentError(
@@ -43,7 +56,7 @@ def _check_arguments(function_name, args, kwargs, count):
             f"({len(args)} given)")
 
 
-def _seconds(value):
+def _seconds(value: object) -> Optional[float]:
     """A sleep duration: int or float (not bool), finite, >= 0; else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -67,10 +80,10 @@ class RepyLock:
 
     __slots__ = ("_lock",)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
 
-    def acquire(self, *args, **kwargs):
+    def acquire(self, *args: Any, **kwargs: Any) -> bool:
         _check_arguments("acquire", args, kwargs, 1)
         blocking = args[0]
         if type(blocking) is not bool:
@@ -78,7 +91,7 @@ class RepyLock:
                 f"acquire() needs a bool, got {type(blocking).__name__}")
         return self._lock.acquire(blocking)
 
-    def release(self, *args, **kwargs):
+    def release(self, *args: Any, **kwargs: Any) -> None:
         _check_arguments("release", args, kwargs, 0)
         try:
             self._lock.release()
@@ -87,10 +100,50 @@ class RepyLock:
                 "Releasing an un-locked lock!") from None
 
 
+class RateBucket:
+    """Repy's nanny rule for a renewable resource such as ``random``.
+
+    A charge first waits until what was used has drained to at most one
+    second's worth at the rate in force, then adds its amount: the first
+    call never waits, and the average stays at the rate.  The rate is read
+    at each charge, so set_restrictions() applies at once.
+    """
+
+    def __init__(self, resource: str) -> None:
+        self.resource = resource
+        self._lock = threading.Lock()
+        self._used = 0.0
+        self._drained_at = time.monotonic()
+
+    def charge(self, amount: float) -> None:
+        """Waits for the rate, then records ``amount``.
+
+        A rate of 0 is what a restrictions file that leaves the resource
+        out gives (repynet reads the resources it does not enforce as 0),
+        so it means no limit.
+        """
+        with self._lock:
+            while True:
+                restrictions = current_restrictions()
+                assert restrictions is not None, "import repynet puts the default in force"
+                rate = float(cast(float, restrictions[self.resource]))
+                if rate <= 0:
+                    self._used = 0.0
+                    return
+                now = time.monotonic()
+                self._used = max(0.0, self._used - (now - self._drained_at) * rate)
+                self._drained_at = now
+                if self._used <= rate:
+                    break
+                time.sleep(min((self._used - rate) / rate, _LONGEST_SINGLE_SLEEP))
+            self._used += amount
+
+
 class Program:
     """The state one program's namespace functions share with the runner."""
 
-    def __init__(self, path, callargs, stdout=None, stderr=None):
+    def __init__(self, path: str, callargs: Iterable[str], stdout: Optional[TextIO] = None,
+                 stderr: Optional[TextIO] = None) -> None:
         self.path = path
         self.callargs = list(callargs)
         self._stdout = stdout if stdout is not None else sys.stdout
@@ -106,14 +159,30 @@ class Program:
         self._thread_numbers = itertools.count(1)
         # Taken once, by the first thread that ends the process.
         self._exit_lock = threading.Lock()
+        self._random_bucket = RateBucket("random")
+        # Called just before the process ends early (the runner's --summary).
+        self.on_exit: Optional[Callable[[], None]] = None
 
     # --- the namespace ----------------------------------------------------
 
-    def namespace(self, network_api):
+    def namespace(self, network_api: dict[str, Any]) -> dict[str, Any]:
         """The program's globals: Repy built-ins, exceptions and the network API."""
-        names = {"__name__": "__main__", "__file__": self.path}
-        for name in errors.__all__:
-            names[name] = getattr(errors, name)
+        names: dict[str, Any] = {"__name__": "__main__", "__file__": self.path}
+        names.update(self.api(network_api))
+        names.update(
+            callargs=list(self.callargs),
+            # What repy.py sets: most V2 programs start with
+            # `if callfunc == 'initialize':` and keep state in mycontext.
+            callfunc="initialize",
+            mycontext={},
+        )
+        # Repy's introspection: the program's own globals.
+        names["_context"] = names
+        return names
+
+    def api(self, network_api: dict[str, Any]) -> dict[str, Any]:
+        """The Repy API names (what dylink hands on to a module it imports)."""
+        names: dict[str, Any] = {name: getattr(errors, name) for name in errors.__all__}
         names.update(
             log=self.log,
             sleep=self.sleep,
@@ -122,22 +191,33 @@ class Program:
             getruntime=self.getruntime,
             getthreadname=self.getthreadname,
             exitall=self.exitall,
+            randombytes=self.randombytes,
+            getlasterror=self.getlasterror,
         )
         names.update(network_api)
-        names.update(
-            callargs=list(self.callargs),
-            # What repy.py sets: most V2 programs start with
-            # `if callfunc == 'initialize':` and keep state in mycontext.
-            callfunc="initialize",
-            mycontext={},
-        )
         return names
 
-    def log(self, *args, **kwargs):
+    def log(self, *args: Any, **kwargs: Any) -> None:
         """Write each argument str()-ed, like Python 2's ``print x,``."""
         if kwargs:
             raise errors.RepyArgumentError("log() takes no keyword arguments")
-        texts = [str(arg) for arg in args]
+        self._write_items([str(arg) for arg in args], newline=False)
+
+    def print_statement(self, *args: Any, sep: str = " ", end: str = "\n",
+                        file: Any = None, flush: bool = False) -> None:
+        """``print`` for translated Python 2 code: the print statement's output.
+
+        ``print a, b`` writes like ``log(a, b)`` and then a newline with no
+        space before it; ``print a,`` (``end=" "``) leaves the space pending,
+        so the next item is separated as in Python 2.  Any other use is
+        Python 3's print.
+        """
+        if file is not None or sep != " " or end not in ("\n", " "):
+            builtins.print(*args, sep=sep, end=end, file=file, flush=flush)
+            return
+        self._write_items([str(arg) for arg in args], newline=end == "\n")
+
+    def _write_items(self, texts: list[str], newline: bool) -> None:
         with self._log_lock:
             for text in texts:
                 if self._softspace:
@@ -147,11 +227,28 @@ class Program:
                 # space (a newline, a tab) leaves no pending space.
                 last = text[-1:]
                 self._softspace = not (last.isspace() and last != " ")
+            if newline:
+                self._stdout.write("\n")
+                self._softspace = False
             # Written at once, so output interleaves as the threads ran and
             # is not lost when another thread ends the process.
             self._stdout.flush()
 
-    def sleep(self, *args, **kwargs):
+    def randombytes(self, *args: Any, **kwargs: Any) -> str:
+        """1024 random bytes, one character each (text mode), charged to ``random``."""
+        _check_arguments("randombytes", args, kwargs, 0)
+        self._random_bucket.charge(RANDOM_BYTES_PER_CALL)
+        return os.urandom(RANDOM_BYTES_PER_CALL).decode("latin-1")
+
+    def getlasterror(self, *args: Any, **kwargs: Any) -> Optional[str]:
+        """The traceback of the exception this thread is handling, or None."""
+        _check_arguments("getlasterror", args, kwargs, 0)
+        exc = sys.exc_info()[1]
+        if exc is None:
+            return None
+        return format_uncaught(exc)
+
+    def sleep(self, *args: Any, **kwargs: Any) -> None:
         """Sleep at least the given seconds (int or float, >= 0)."""
         _check_arguments("sleep", args, kwargs, 1)
         seconds = _seconds(args[0])
@@ -165,7 +262,7 @@ class Program:
                 return
             time.sleep(min(remaining, _LONGEST_SINGLE_SLEEP))
 
-    def createthread(self, *args, **kwargs):
+    def createthread(self, *args: Any, **kwargs: Any) -> None:
         """Run a function in a new thread; one ``events`` item while it runs."""
         _check_arguments("createthread", args, kwargs, 1)
         function = args[0]
@@ -183,27 +280,27 @@ class Program:
             _repynet._event_release()
             raise errors.ResourceExhaustedError(f"cannot start a thread: {err}") from None
 
-    def createlock(self, *args, **kwargs):
+    def createlock(self, *args: Any, **kwargs: Any) -> RepyLock:
         _check_arguments("createlock", args, kwargs, 0)
         return RepyLock()
 
-    def getruntime(self, *args, **kwargs):
+    def getruntime(self, *args: Any, **kwargs: Any) -> float:
         """Seconds since the program started (a float)."""
         _check_arguments("getruntime", args, kwargs, 0)
         return time.monotonic() - self._started_at
 
-    def getthreadname(self, *args, **kwargs):
+    def getthreadname(self, *args: Any, **kwargs: Any) -> str:
         _check_arguments("getthreadname", args, kwargs, 0)
         return threading.current_thread().name
 
-    def exitall(self, *args, **kwargs):
+    def exitall(self, *args: Any, **kwargs: Any) -> NoReturn:
         """End the whole program now, with status 0."""
         _check_arguments("exitall", args, kwargs, 0)
         self.terminate(0)
 
     # --- running ----------------------------------------------------------
 
-    def start(self, code, namespace):
+    def start(self, code: CodeType, namespace: dict[str, Any]) -> None:
         """Run compiled program code with ``namespace`` as its globals.
 
         The main code runs in its own thread and holds one ``events`` item
@@ -220,7 +317,7 @@ class Program:
             _repynet._event_release()
             raise
 
-    def wait(self, poll_seconds=0.2):
+    def wait(self, poll_seconds: float = 0.2) -> int:
         """Block until every program thread has finished; returns 0.
 
         The wait wakes up every ``poll_seconds`` so that the process's main
@@ -231,12 +328,12 @@ class Program:
             pass
         return 0
 
-    def _run_main(self, code, namespace):
+    def _run_main(self, code: CodeType, namespace: dict[str, Any]) -> None:
         # The program's own code runs like any of its threads.  exec is
         # called directly: a wrapper would add a frame to its tracebacks.
         self._run_thread(exec, code, namespace)
 
-    def _run_thread(self, function, *args):
+    def _run_thread(self, function: Callable[..., Any], *args: Any) -> None:
         try:
             function(*args)
         except builtins.SystemExit as exit_request:
@@ -247,11 +344,11 @@ class Program:
             _repynet._event_release()
             self._thread_finished()
 
-    def _thread_started(self):
+    def _thread_started(self) -> None:
         with self._live_lock:
             self._live += 1
 
-    def _thread_finished(self):
+    def _thread_finished(self) -> None:
         with self._live_lock:
             self._live -= 1
             if self._live == 0:
@@ -259,7 +356,7 @@ class Program:
 
     # --- ending the process -----------------------------------------------
 
-    def fail(self, exc):
+    def fail(self, exc: BaseException) -> NoReturn:
         """Report an uncaught exception and end the process with status 1."""
         self._exit_lock.acquire()
         # The first frame is this module's own (exec or the thread wrapper).
@@ -270,13 +367,13 @@ class Program:
         finally:
             self._exit_now(1)
 
-    def terminate(self, status):
+    def terminate(self, status: int) -> NoReturn:
         """Flush the output and end the process with ``status`` now."""
         self._exit_lock.acquire()
         self._flush_stdout()
         self._exit_now(status)
 
-    def _exit_from(self, exit_request):
+    def _exit_from(self, exit_request: SystemExit) -> NoReturn:
         # sys.exit() in a program behaves as in Python: None is 0, an int is
         # the status, anything else is printed and gives 1.
         code = exit_request.code
@@ -291,7 +388,7 @@ class Program:
         finally:
             self._exit_now(1)
 
-    def _flush_stdout(self):
+    def _flush_stdout(self) -> None:
         # Wait briefly for a log() call in progress so that its output is
         # whole; never forever, since exiting must not depend on a writer.
         locked = self._log_lock.acquire(timeout=2.0)
@@ -303,7 +400,9 @@ class Program:
             if locked:
                 self._log_lock.release()
 
-    def _exit_now(self, status):
+    def _exit_now(self, status: int) -> NoReturn:
+        if self.on_exit is not None:
+            self.on_exit()
         try:
             self._stderr.flush()
         except (OSError, ValueError):
@@ -311,7 +410,7 @@ class Program:
         os._exit(status)
 
 
-def format_uncaught(exc, skip_frames=0):
+def format_uncaught(exc: BaseException, skip_frames: int = 0) -> str:
     """A traceback whose exception line names the class without its module.
 
     Python would print ``repynet.errors.ResourceForbiddenError: ...``; Repy
@@ -322,6 +421,8 @@ def format_uncaught(exc, skip_frames=0):
         if tb is not None:
             tb = tb.tb_next
     report = traceback.TracebackException(type(exc), exc, tb)
+    report.stack = traceback.StackSummary.from_list(
+        [frame for frame in report.stack if frame.filename not in _HIDDEN_FRAME_FILES])
     lines = list(report.format())
     only = list(report.format_exception_only())
     if lines[-len(only):] == only:

@@ -6,6 +6,13 @@ IPv6 Repy programs use; ``getAddripv6`` and ``getmyip_ipv6`` are C methods
 of their own.  No check, table or hot path exists twice.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from ._repynet import NetworkAPI
+
 # name in IPv6 programs -> the NetworkAPI method that implements it
 IPV6_NAMES = {
     "getAddripv6": "getAddripv6",
@@ -17,6 +24,6 @@ IPV6_NAMES = {
 }
 
 
-def ipv6_names(api):
+def ipv6_names(api: NetworkAPI) -> dict[str, Callable[..., Any]]:
     """The six IPv6 names bound to a NetworkAPI object."""
     return {name: getattr(api, method) for name, method in IPV6_NAMES.items()}

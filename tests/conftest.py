@@ -13,7 +13,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,6 +117,28 @@ def pytest_collect_file(parent, file_path):
     return None
 
 
+# --- child processes ----------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def children_import_this_repynet():
+    """Every child process imports the repynet this process imported.
+
+    From an installed wheel that is site-packages, not the source tree,
+    which has no built extension unless an in-place build left one there.
+    """
+    import repynet
+
+    saved = os.environ.get("PYTHONPATH")
+    where = os.path.dirname(os.path.dirname(os.path.abspath(repynet.__file__)))
+    os.environ["PYTHONPATH"] = where + (os.pathsep + saved if saved else "")
+    yield
+    if saved is None:
+        del os.environ["PYTHONPATH"]
+    else:
+        os.environ["PYTHONPATH"] = saved
+
+
 # --- loopback families --------------------------------------------------------
 
 
@@ -129,12 +154,24 @@ def _has_ipv6_loopback():
 HAS_IPV6 = _has_ipv6_loopback()
 
 
-@pytest.fixture(params=["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])
-def loopback(request):
-    """The loopback address of each family; IPv6 skips without ::1."""
-    if request.param == "::1" and not HAS_IPV6:
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # The one place a test that needs ::1 is skipped: mark it needs_ipv6
+    # (the family fixture's ::1 case carries the mark).
+    if item.get_closest_marker("needs_ipv6") and not HAS_IPV6:
         pytest.skip("this host has no IPv6 loopback (::1 cannot be bound)")
+
+
+@pytest.fixture(params=[pytest.param("127.0.0.1", id="ipv4"),
+                        pytest.param("::1", id="ipv6", marks=pytest.mark.needs_ipv6)])
+def family(request: pytest.FixtureRequest) -> str:
+    """The loopback address of each family: 127.0.0.1, then ::1 (needs_ipv6)."""
     return request.param
+
+
+@pytest.fixture
+def loopback(family: str) -> str:
+    """family under its earlier name, which tests written before it still use."""
+    return family
 
 
 # --- leak checks ------------------------------------------------------------
@@ -194,6 +231,7 @@ def _describe_fd(fd):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "no_leak_check: the test manages its own fds")
+    config.addinivalue_line("markers", "needs_ipv6: skipped on a host without the ::1 loopback")
 
 
 # --- restrictions -------------------------------------------------------------
@@ -212,3 +250,67 @@ def restrict():
 
     yield apply
     repynet.set_restrictions(repynet.Restrictions.default())
+
+
+@pytest.fixture
+def ip_preferences() -> Iterator[Callable[..., None]]:
+    """ip_preferences(entries, nootherips): local-address preferences for one test.
+
+    No preferences are in force when the test ends.
+    """
+    from repynet import _repynet
+
+    yield _repynet._set_ip_preferences
+    _repynet._set_ip_preferences(None, False)
+
+
+# --- objects a test opens -------------------------------------------------------
+
+
+@pytest.fixture
+def closing() -> Iterator[Callable[[Any], None]]:
+    """closing(obj) closes obj (a repynet object or a socket) after the test."""
+    objects: list[Any] = []
+    yield objects.append
+    for obj in reversed(objects):
+        obj.close()
+
+
+# --- connections --------------------------------------------------------------
+
+
+def _accept_one(server: Any) -> Any:
+    from repynet import errors
+
+    for _ in range(2000):
+        try:
+            return server.getconnection()[2]
+        except errors.SocketWouldBlockError:
+            time.sleep(0.001)
+    raise AssertionError("the connection never reached the listener")
+
+
+@pytest.fixture
+def accept() -> Callable[[Any], Any]:
+    """accept(server): the next connection's socket, waiting for it to arrive."""
+    return _accept_one
+
+
+@pytest.fixture
+def connect_pair() -> Iterator[Callable[[int, int], tuple[Any, Any, Any]]]:
+    """connect_pair(port, client_port) -> (client, accepted, server) on
+    127.0.0.1, all three closed after the test."""
+    import repynet
+
+    made: list[Any] = []
+
+    def connect(port: int, client_port: int) -> tuple[Any, Any, Any]:
+        server = repynet.listenforconnection("127.0.0.1", port)
+        client = repynet.openconnection("127.0.0.1", port, "127.0.0.1", client_port, 5)
+        accepted = _accept_one(server)
+        made.extend((client, accepted, server))
+        return client, accepted, server
+
+    yield connect
+    for sock in made:
+        sock.close()

@@ -8,6 +8,8 @@ time"); no test asserts how fast anything happened.
 """
 
 import asyncio
+import gc
+import inspect
 import os
 import resource
 import socket
@@ -28,7 +30,6 @@ ABANDONED = native.ASYNC_RESULT_ABANDONED
 # A hang guard, not a performance bound: fail only after this long with no
 # progress at all.
 NO_PROGRESS_S = 60.0
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tcp_pair(host="127.0.0.1", sndbuf=None, rcvbuf=None):
@@ -79,8 +80,8 @@ def wrap(sock, queue):
 # --- basics ------------------------------------------------------------------
 
 
-def test_send_and_receive_round_trip(loopback, queue):
-    client, server = tcp_pair(loopback)
+def test_send_and_receive_round_trip(family, queue):
+    client, server = tcp_pair(family)
     s = wrap(client, queue)
     buf = s.receive_async(16, "r")
     s.send_async(b"ping", "s")
@@ -204,10 +205,10 @@ def test_send_and_receive_outstanding_at_once(queue):
     server.close()
 
 
-def test_data_and_fin_are_delivered_before_abandoned(loopback, queue):
+def test_data_and_fin_are_delivered_before_abandoned(family, queue):
     """P9: bytes followed by FIN arrive OK; only the next receive is
     ABANDONED (end of stream)."""
-    client, server = tcp_pair(loopback)
+    client, server = tcp_pair(family)
     server.sendall(b"last words")
     server.close()
     time.sleep(0.05)  # let data and FIN both be queued before we arm
@@ -343,29 +344,76 @@ def test_send_async_does_not_leak_on_churn(queue):
     assert native._live_objects()["async_socket"] == 0
 
 
+def _fd_target(fd):
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except FileNotFoundError:
+        return None
+
+
+def test_dropped_socket_with_pending_operations_is_closed_and_completes_abandoned(queue):
+    """No reference left and the peer silent: the socket is closed at once,
+    its fd freed, and the pending receives (and a stuck send) complete
+    ABANDONED into the queue, which keeps their buffers until drained."""
+    client, server = tcp_pair(sndbuf=16384)
+    s = wrap(client, queue)
+    fd = s.fileno()
+    target = _fd_target(fd)
+    bufs = [s.receive_async(16, ("r", i)) for i in range(2)]
+    s.send_async(os.urandom(8 << 20), "stuck")  # nobody reads: stays pending
+    del s
+    gc.collect()
+    assert native._live_objects()["async_socket"] == 0
+    assert _fd_target(fd) != target  # closed (the number may be reused)
+    done = collect(queue, 3)
+    assert {tok for tok, _, _ in done} == {("r", 0), ("r", 1), "stuck"}
+    assert all(res == ABANDONED and n == 0 for _, res, n in done)
+    assert [len(b) for b in bufs] == [16, 16]
+    server.close()
+
+
+def test_dropped_queue_and_socket_in_a_cycle_are_collected():
+    """A token that refers back to the queue makes a cycle through a
+    completed record; the GC reclaims it, and the socket's fd is freed."""
+    q = native.CompletionQueue()
+    client, server = tcp_pair()
+    s = wrap(client, q)
+    s.receive_async(16, q)  # the token is the queue itself
+    del s
+    del q
+    gc.collect()
+    assert native._live_objects()["async_socket"] == 0
+    assert native._live_objects()["completion_queue"] == 0
+    server.close()
+
+
 # --- process lifetime --------------------------------------------------------
 
 
 def run_script(body):
     script = textwrap.dedent(body)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # The child inherits PYTHONPATH from conftest's children_import_this_repynet.
     # A hang guard for the child process, not a bound on its speed.
     return subprocess.run([sys.executable, "-c", script], capture_output=True,
-                          text=True, timeout=120, env=env)
+                          text=True, timeout=120)
 
 
+def test_child_processes_import_the_repynet_this_process_imported():
+    """Run from an installed wheel, a child must not pick up the source tree."""
+    import repynet
+
+    result = run_script("import repynet, repynet._repynet as n; "
+                        "print(repynet.__file__); print(n.__file__)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [repynet.__file__, native.__file__]
+
+
+# The child scripts use this module's tcp_pair, by its source.
 PRELUDE = """
 import os, socket, threading, time
 from repynet import _repynet as native
 
-def tcp_pair():
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        client = socket.create_connection(listener.getsockname())
-        server, _ = listener.accept()
-    return client, server
-"""
+""" + inspect.getsource(tcp_pair)
 
 
 def test_interpreter_exit_with_sockets_open_does_not_hang():
@@ -444,3 +492,90 @@ print("ok", flush=True)
 """)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok" in result.stdout
+
+
+# The sanitizer allocator is not fork-safe either (see above).
+@pytest.mark.skipif(bool(os.environ.get("REPYNET_SANITIZE")),
+                    reason="the sanitizer allocator deadlocks after fork in threaded "
+                           "processes (google/sanitizers#836)")
+def test_children_forked_during_traffic_exit():
+    """Forks while the port's worker is inside socket and queue mutexes:
+    every child touches the inherited queue and sockets, then exits
+    normally (the atexit handler closes them); none may hang."""
+    result = run_script(PRELUDE + """
+import sys
+q = native.CompletionQueue()
+pairs = []
+for i in range(8):
+    client, server = tcp_pair()
+    server.setblocking(False)
+    pairs.append((native.AsyncSocket(client.detach(), q), server))
+stop = threading.Event()
+# Big transfers keep the worker inside the socket mutexes (recvmsg and
+# sendmsg copy under them) for much of the time.
+CHUNK = b"x" * (1 << 20)
+
+def peer():
+    while not stop.is_set():
+        for _, server in pairs:
+            try:
+                server.send(CHUNK)
+                server.recv(1 << 20)
+            except BlockingIOError:
+                pass
+
+def driver():
+    for i, (a, _) in enumerate(pairs):
+        a.receive_async(1 << 20, ("r", i))
+        a.send_async(CHUNK, ("s", i))
+    while not stop.is_set():
+        if q.wait(0.1):
+            for (kind, i), result, _ in q.drain():
+                if result != native.ASYNC_RESULT_OK:
+                    continue
+                a = pairs[i][0]
+                if kind == "r":
+                    a.receive_async(1 << 20, (kind, i))
+                else:
+                    a.send_async(CHUNK, (kind, i))
+
+threads = [threading.Thread(target=peer, daemon=True),
+           threading.Thread(target=driver, daemon=True)]
+for t in threads:
+    t.start()
+children = []
+for k in range(40):
+    time.sleep(0.01)
+    pid = os.fork()
+    if pid == 0:
+        q.drain()
+        q.wait(0)
+        pairs[k % 8][0].close()
+        sys.exit(0)
+    children.append(pid)
+hung = 0
+# A hang guard for all the children together, not a bound on speed.
+deadline = time.monotonic() + 60
+for pid in children:
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0, status
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            hung += 1
+            break
+        time.sleep(0.05)
+stop.set()
+for t in threads:
+    t.join()
+for a, server in pairs:
+    a.close()
+    server.close()
+q.drain()
+print("hung", hung, flush=True)
+""")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hung 0" in result.stdout, result.stdout

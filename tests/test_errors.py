@@ -110,6 +110,8 @@ E = errors
         ("connect", errno.ECONNREFUSED, E.ConnectionRefusedError),
         ("connect", errno.ECONNABORTED, E.ConnectionRefusedError),
         ("connect", errno.EISCONN, E.DuplicateTupleError),
+        ("connect", errno.ECONNRESET, E.ConnectionRefusedError),  # D29
+        ("connect", errno.EPIPE, E.ConnectionRefusedError),  # D29
         ("connect", errno.ENETUNREACH, E.InternetConnectivityError),
         ("connect", errno.EHOSTUNREACH, E.InternetConnectivityError),
         ("connect", errno.ENETDOWN, E.InternetConnectivityError),

@@ -382,16 +382,12 @@ def is_fatal_handshake_reset(description):
 
 def test_threads_racing_close_accept_listen_neither_deadlock_nor_miscount(restrict):
     unexpected = race(restrict)
-    # The handshake reset is the next test's (a known bug); anything else
-    # that is not a Repy exception fails here.
+    # The handshake reset has a test of its own (D29); anything else that is
+    # not a Repy exception fails here.
     others = [err for err in unexpected if not is_fatal_handshake_reset(err)]
     assert not others, others[:10]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 11 item 7: openconnection raises InternalRepyError on "
-    "ECONNRESET when the listener closes during the handshake; D29 says "
-    "ConnectionRefusedError"))
 def test_threads_racing_listener_close_never_takes_the_fatal_path(restrict):
     unexpected = race(restrict)
     assert not [err for err in unexpected if is_fatal_handshake_reset(err)]

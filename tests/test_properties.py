@@ -16,13 +16,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from repynet import Restrictions, RestrictionsError, _repynet, errors
-from repynet.restrictions import (
-    DECIMAL_RESOURCES,
-    INTEGER_RESOURCES,
-    LIMIT_NAMES,
-    MAX_INTEGER,
-    PORT_RESOURCES,
-)
+from repynet.restrictions import LIMIT_NAMES, MAX_INTEGER, SCHEMA, Kind
+
+INTEGER_RESOURCES = frozenset(r.name for r in SCHEMA if r.kind is Kind.COUNT)
+DECIMAL_RESOURCES = frozenset(r.name for r in SCHEMA if r.kind is Kind.DECIMAL)
+PORT_RESOURCES = frozenset(r.name for r in SCHEMA if r.kind is Kind.PORTSET)
 
 BOUNDED = settings(max_examples=300, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow])

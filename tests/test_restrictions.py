@@ -5,22 +5,31 @@ and reading usage go through the C core; those tests restore the default
 afterwards so that the rest of the suite keeps its ports.
 """
 
+import collections.abc
 import copy
 import math
+import os
 import pickle
+import random
 import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 import repynet
 from repynet.restrictions import (
     LIMIT_NAMES,
+    SCHEMA,
+    Kind,
+    PortSet,
     Restrictions,
     RestrictionsError,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # The seven limits every file must give.
 REQUIRED = textwrap.dedent("""\
@@ -109,7 +118,7 @@ def test_comments_blank_lines_call_lines_and_crlf_are_accepted():
             "\r\n"
             "   \t \r\n"
             "call gethostbyname allow   # legacy V1 rule\r\n"
-            "call\r\n"
+            "call exitall arg 0 is 1 deny\r\n"
             "resource insockets 5 # trailing comment\r\n"
             "resource outsockets 6#no space before the hash\r\n"
             + REQUIRED.replace("resource insockets 5\n", "")
@@ -209,7 +218,7 @@ def test_repeating_a_non_port_resource_is_an_error(name):
 
 
 def test_line_numbers_count_comment_and_blank_lines_and_crlf():
-    text = "# one\r\n\r\ncall x\r\n" + REQUIRED.replace("\n", "\r\n") + "bogus\r\n"
+    text = "# one\r\n\r\ncall x allow\r\n" + REQUIRED.replace("\n", "\r\n") + "bogus\r\n"
     error = parse_error(text)
     assert error.line == 11
 
@@ -232,8 +241,8 @@ def test_a_missing_enforced_network_limit_is_an_error_naming_file_and_resource(m
 
 def test_every_missing_limit_is_named_in_the_error():
     error = parse_error("resource insockets 5\n", "x")
-    assert str(error) == ("x: missing resources 'outsockets', 'netsend', 'netrecv', "
-                          "'loopsend', 'looprecv', 'events', which repynet enforces")
+    assert str(error) == ("x: missing resources 'events', 'outsockets', 'netsend', "
+                          "'netrecv', 'loopsend', 'looprecv', which repynet enforces")
 
 
 def test_line_errors_win_over_missing_resources():
@@ -329,7 +338,7 @@ def test_build_checks_values_and_fills_absent_resources():
     ("netsend", math.nan, "netsend must be a finite non-negative number, got nan"),
     ("netsend", math.inf, "netsend must be a finite non-negative number, got inf"),
     ("netsend", -0.5, "netsend must be a finite non-negative number, got -0.5"),
-    ("netsend", 10**400, "netsend must be a finite non-negative number, got " + str(10**400)),
+    ("netsend", 10**400, "netsend must be a finite non-negative number, got an int of 1329 bits"),
     ("netsend", "1000", "netsend must be a non-negative decimal number, got '1000'"),
     ("netsend", False, "netsend must be a non-negative decimal number, got False"),
     ("connport", 63100, "connport must be an iterable of port numbers, got int"),
@@ -392,7 +401,9 @@ def test_restrictions_are_immutable():
         restrictions["insockets"] = 1
     with pytest.raises(TypeError):
         Restrictions()
-    assert isinstance(restrictions["connport"], frozenset)
+    assert isinstance(restrictions["connport"], PortSet)
+    with pytest.raises(AttributeError):
+        restrictions["connport"]._bitmap = b""
 
 
 def test_restrictions_copy_and_pickle_as_themselves():
@@ -402,7 +413,8 @@ def test_restrictions_copy_and_pickle_as_themselves():
     restored = pickle.loads(pickle.dumps(restrictions))
     assert restored == restrictions
     assert restored.source == "x.txt"
-    assert isinstance(restored["connport"], frozenset)
+    assert isinstance(restored["connport"], PortSet)
+    assert restored["connport"] == {63100}
 
 
 def test_limits_returns_a_fresh_copy_each_time():
@@ -559,3 +571,413 @@ def test_a_restrictions_file_given_to_the_runner_is_what_getresources_reports(tm
     assert result.returncode == 0, result.stderr
     expected = Restrictions.parse(REQUIRED + "resource cpu .5\nresource connport 63111\n")
     assert result.stdout.decode() == str(sorted(expected.limits().items()))
+
+
+# --- Repy V1 files ----------------------------------------------------------------
+
+# Modelled on the V1 test restrictions: float resource values, repeated port
+# lines, call rules of every form and trailing comments after tabs.
+V1_FILE = (
+    "resource cpu .10\n"
+    "resource memory 15000000   # bytes\n"
+    "resource diskused 10000000 # 10 MB\n"
+    "resource events 10\n"
+    "resource filewrite 10000\n"
+    "resource fileread 10000\n"
+    "resource filesopened 5\n"
+    "resource insockets 2\n"
+    "resource outsockets 5\n"
+    "resource netsend 10000\n"
+    "resource netrecv 10000\n"
+    "resource loopsend 1000000\n"
+    "resource looprecv 1000000\n"
+    "resource lograte 30000\n"
+    "resource random 100\n"
+    "resource messport 12345\n"
+    "resource messport 12347\n"
+    "resource connport 12345\n"
+    "resource connport 12346\n"
+    "\n"
+    "call gethostbyname_ex allow\n"
+    "call sendmess allow\n"
+    "call stopcomm allow \t\t\t# nothing to restrict\n"
+    "call socket.recv allow\t\t# tab before the comment\n"
+    "# a comment line # with a second hash\n"
+    "call open arg 0 is data.out allow \t# arg N is VALUE\n"
+    "call open noargs is 1 allow \t\t# noargs is N\n"
+    "call sleep noargs is 1 arg 0 is 0.1 allow\n"
+    "call file.write noargs is 2 deny\n"
+    "call settimer prompt\n"
+)
+
+
+def test_a_v1_restrictions_file_parses_with_its_values(tmp_path):
+    path = tmp_path / "restrictions.v1"
+    path.write_text(V1_FILE)
+    restrictions = Restrictions.from_file(path)
+    assert restrictions["cpu"] == 0.10
+    assert restrictions["events"] == 10 and type(restrictions["events"]) is int
+    assert restrictions["insockets"] == 2 and restrictions["outsockets"] == 5
+    assert restrictions["netsend"] == 10000.0 and restrictions["looprecv"] == 1000000.0
+    assert restrictions["memory"] == 15000000 and restrictions["diskused"] == 10000000
+    assert restrictions["messport"] == {12345, 12347}
+    assert restrictions["connport"] == {12345, 12346}
+    assert restrictions == Restrictions.parse(V1_FILE, str(path))
+
+
+def test_v1_call_rules_are_parsed_in_file_order():
+    rules = Restrictions.parse(V1_FILE).call_rules
+    assert rules[0] == ("gethostbyname_ex", (), "allow")
+    assert rules[2] == ("stopcomm", (), "allow")
+    by_call = {rule.call: rule for rule in rules}
+    assert [rule.conditions for rule in rules if rule.call == "open"] == [
+        (("arg", 0, "data.out"),), (("noargs", 1),)]
+    assert by_call["sleep"].conditions == (("noargs", 1), ("arg", 0, "0.1"))
+    assert by_call["file.write"] == ("file.write", (("noargs", 2),), "deny")
+    assert by_call["settimer"].action == "prompt"
+    assert len(rules) == 9
+
+
+def test_call_rules_do_not_change_what_is_enforced():
+    # Parsed, never enforced: a file that denies every network call still
+    # gives the same limits as one without call lines.
+    denying = REQUIRED + "call openconn deny\ncall sendmess arg 0 is 127.0.0.1 deny\n"
+    assert Restrictions.parse(denying) == Restrictions.parse(REQUIRED)
+    assert Restrictions.parse(denying)._native_limits() == \
+        Restrictions.parse(REQUIRED)._native_limits()
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("call", "expected 'call NAME [RULE]... ACTION', got 1 tokens"),
+    ("call open", "expected 'call NAME [RULE]... ACTION', got 2 tokens"),
+    ("call open maybe", "unknown call action 'maybe' (expected 'allow', 'deny' or 'prompt')"),
+    ("call open arg 1 is allow", "expected 'arg N is VALUE'"),
+    ("call open arg x is r allow", "a call rule needs a non-negative integer, got 'x'"),
+    ("call open arg -1 is r allow", "a call rule needs a non-negative integer, got '-1'"),
+    ("call open arg 1 be r allow", "expected 'is' in a call rule, got 'be'"),
+    ("call open noargs is allow", "expected 'noargs is N'"),
+    ("call open noargs are 1 allow", "expected 'is' in a call rule, got 'are'"),
+    ("call open noargs is 1.0 allow", "a call rule needs a non-negative integer, got '1.0'"),
+    ("call open both is 1 allow", "unknown call rule 'both' (expected 'arg' or 'noargs')"),
+])
+def test_a_malformed_call_rule_is_an_error_on_its_line(line, reason):
+    error = parse_error(REQUIRED + line + "\t\t# comment\n")
+    assert str(error) == f"r.txt:8: {reason}"
+
+
+def test_the_v1_grammar_is_documented_with_call_rules_not_enforced():
+    page = (ROOT / "docs" / "restrictions.md").read_text()
+    assert '"call" NAME [RULE]... ACTION' in page
+    assert '"arg" N "is" VALUE' in page and '"noargs" "is" N' in page
+    assert "parsed and never enforced" in page
+
+
+# --- numbers of any length, paths, and the runner's report --------------------------
+
+
+def test_an_integer_of_any_length_is_judged_before_conversion():
+    huge = "1" + "0" * 5000
+    error = parse_error(REQUIRED.replace("events 7", f"events {huge}"))
+    assert str(error) == (f"r.txt:7: events is too large (at most {2**63 - 1}), "
+                          f"got {huge[:40]!r}... (5001 characters)")
+    zeros = "0" * 5000 + "5"
+    assert Restrictions.parse(REQUIRED.replace("events 7", f"events {zeros}"))["events"] == 5
+
+
+def test_a_port_or_call_rule_number_of_any_length_is_an_error_not_a_crash():
+    huge = "9" * 5000
+    assert str(parse_error(REQUIRED + f"resource connport {huge}\n")).startswith(
+        "r.txt:8: connport must be a port number from 1 to 65535, got '999")
+    assert str(parse_error(REQUIRED + f"call open arg {huge} is r allow\n")).startswith(
+        "r.txt:8: a call rule needs a non-negative integer, got '999")
+    assert Restrictions.parse(REQUIRED + "resource connport " + "0" * 5000 + "80\n")[
+        "connport"] == {80}
+
+
+def test_a_decimal_of_any_length_is_read_or_refused_cleanly():
+    long_decimal = "0." + "0" * 5000 + "1"
+    assert Restrictions.parse(REQUIRED.replace("netsend 1000", f"netsend {long_decimal}"))[
+        "netsend"] == 0.0
+    error = parse_error(REQUIRED.replace("netsend 1000", "netsend " + "9" * 5000))
+    assert str(error) == f"r.txt:3: netsend is too large, got {'9' * 40!r}... (5000 characters)"
+
+
+def test_long_tokens_are_cut_in_every_message():
+    error = parse_error("x" * 100000 + "\n")
+    assert len(str(error)) < 200
+    error = parse_error(REQUIRED + "resource " + "y" * 100000 + " 5\n")
+    assert len(str(error)) < 200
+
+
+def test_build_reports_an_int_too_long_for_str_without_crashing():
+    with pytest.raises(RestrictionsError) as caught:
+        Restrictions.build(**{**REQUIRED_VALUES, "events": -(10**5000)})
+    assert str(caught.value) == ("<build>: events must be a non-negative integer "
+                                 f"(at most {2**63 - 1}), got an int of 16610 bits")
+
+
+@pytest.mark.parametrize("path, reason", [
+    ("a\0b", "a\\0b: a path cannot contain a NUL character"),
+    (7, "<path>: a path must be a str or os.PathLike, got int"),
+    (b"limits.txt", "<path>: a path must be a str or os.PathLike, got bytes"),
+    (None, "<path>: a path must be a str or os.PathLike, got NoneType"),
+])
+def test_a_path_open_would_refuse_raises_restrictions_error(path, reason):
+    before = repynet.current_restrictions()
+    for load in (Restrictions.from_file, repynet.load_restrictions):
+        with pytest.raises(RestrictionsError) as caught:
+            load(path)
+        assert str(caught.value) == reason
+        assert caught.value.line is None
+    assert repynet.current_restrictions() is before
+
+
+def test_a_pathlike_giving_bytes_is_refused():
+    class BytesPath(os.PathLike):
+        def __fspath__(self):
+            return b"limits.txt"
+
+    with pytest.raises(RestrictionsError) as caught:
+        Restrictions.from_file(BytesPath())
+    assert str(caught.value) == "<path>: a path must be a str or os.PathLike, got bytes"
+
+
+def test_a_directory_is_an_unreadable_file(tmp_path):
+    with pytest.raises(RestrictionsError) as caught:
+        Restrictions.from_file(tmp_path)
+    assert str(caught.value) == f"{tmp_path}: cannot read the file: Is a directory"
+
+
+def run_with_restrictions(tmp_path, limits_text, program="log('ran')\n"):
+    limits_file = tmp_path / "limits.txt"
+    limits_file.write_text(limits_text)
+    program_file = tmp_path / "program.repy"
+    program_file.write_text(program)
+    result = subprocess.run(
+        [sys.executable, "-m", "repynet", "run", "--restrictions", str(limits_file),
+         str(program_file)], capture_output=True, timeout=300)
+    return result, limits_file
+
+
+@pytest.mark.parametrize("bad_line, line, reason", [
+    ("resource events " + "1" * 4301, 7,
+     f"events is too large (at most {2**63 - 1}), got {'1' * 40!r}... (4301 characters)"),
+    ("resource connport " + "1" * 4301, 8,
+     f"connport must be a port number from 1 to 65535, got {'1' * 40!r}... (4301 characters)"),
+    ("call open arg 1 is allow", 8, "expected 'arg N is VALUE'"),
+    ("resource netsend nan", 8, "resource 'netsend' is given twice (first on line 3)"),
+])
+def test_the_runner_reports_a_bad_file_with_exit_2_and_no_traceback(tmp_path, bad_line,
+                                                                   line, reason):
+    text = REQUIRED.replace("resource events 7\n", "") + bad_line + "\n" if line == 7 \
+        else REQUIRED + bad_line + "\n"
+    result, limits_file = run_with_restrictions(tmp_path, text)
+    assert result.returncode == 2
+    assert result.stdout == b""
+    assert result.stderr.decode() == f"{limits_file}:{line}: {reason}\n"
+
+
+def test_the_runner_reports_a_missing_file_with_exit_2(tmp_path):
+    program_file = tmp_path / "program.repy"
+    program_file.write_text("log('ran')\n")
+    missing = tmp_path / "none.txt"
+    result = subprocess.run(
+        [sys.executable, "-m", "repynet", "run", "--restrictions", str(missing),
+         str(program_file)], capture_output=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.decode() == f"{missing}: cannot read the file: No such file or directory\n"
+
+
+def test_the_runner_runs_a_program_under_a_v1_file(tmp_path):
+    result, _ = run_with_restrictions(
+        tmp_path, V1_FILE,
+        "limits = getresources()[0]\n"
+        "log(limits['cpu'], limits['events'], sorted(limits['connport']))\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"0.1 10 [12345, 12346]"
+
+
+# --- memory --------------------------------------------------------------------------
+
+MEMORY_PROBE = textwrap.dedent("""\
+    import sys
+    import repynet
+
+    def status_kib(key):
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+
+    rss_before, peak_before = status_kib("VmRSS"), status_kib("VmHWM")
+    loaded = repynet.load_restrictions(sys.argv[1])
+    rss_after, peak_after = status_kib("VmRSS"), status_kib("VmHWM")
+    assert len(loaded["connport"]) == len(loaded["messport"]) == 65535
+    print(rss_after - rss_before, peak_after - peak_before)
+    """)
+
+
+# Under the sanitizers RSS measures the sanitizer's allocator (its quarantine
+# keeps freed memory, its shadow memory grows with every allocation), not what
+# the parser keeps.  The plain build runs this test.
+@pytest.mark.skipif(bool(os.environ.get("REPYNET_SANITIZE")),
+                    reason="RSS under the sanitizer allocator measures its quarantine "
+                           "and shadow memory, not the parser")
+def test_a_file_allowing_every_port_costs_under_1_mb(tmp_path):
+    path = tmp_path / "every-port.txt"
+    with open(path, "w") as stream:
+        stream.write(REQUIRED)
+        for port in range(1, 65536):
+            stream.write(f"resource connport {port}\nresource messport {port}\n")
+    # A fresh process, so the import is the baseline and nothing else grew.
+    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(path)],
+                            capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rss_growth_kib, peak_growth_kib = map(int, result.stdout.split())
+    assert rss_growth_kib < 1024
+    assert peak_growth_kib < 1024
+
+
+# --- port sets -----------------------------------------------------------------------
+
+
+def test_a_port_set_behaves_as_a_frozenset_of_int():
+    ports = Restrictions.default()["connport"]
+    same = frozenset(range(63100, 63200))
+    assert isinstance(ports, collections.abc.Set)
+    assert ports == same and same == ports and ports == set(same)
+    assert ports != same | {80} and ports != frozenset()
+    assert hash(ports) == hash(same)
+    assert {ports: 1}[same] == 1
+    assert len(ports) == 100 and list(ports) == sorted(same)
+    assert 63100 in ports and 63199 in ports and 63200 not in ports
+    assert 63100.0 in ports and 63100.5 not in ports and "63100" not in ports
+    assert 0 not in ports and -1 not in ports and 2**70 not in ports
+    assert ports | {80} == same | {80} and type(ports | {80}) is frozenset
+    assert ports & {63100, 5} == {63100}
+    assert ports <= same and not ports < same
+    assert repr(ports) == "PortSet({63100..63199})"
+    assert repr(Restrictions.parse(REQUIRED + "resource connport 5\nresource connport 7\n"
+                                   "resource connport 8\n")["connport"]) == "PortSet({5, 7..8})"
+    assert repr(Restrictions.parse(REQUIRED)["connport"]) == "PortSet({})"
+
+
+def test_a_port_set_is_immutable_and_copies_as_itself():
+    ports = Restrictions.default()["connport"]
+    with pytest.raises(TypeError):
+        PortSet([1, 2])
+    with pytest.raises(AttributeError):
+        ports._count = 0
+    with pytest.raises(AttributeError):
+        ports.add(1)
+    assert copy.copy(ports) is ports and copy.deepcopy(ports) is ports
+    restored = pickle.loads(pickle.dumps(ports))
+    assert restored == ports and type(restored) is PortSet
+    # Unpickling rebuilds from the bitmap, and refuses one the C core would.
+    rebuild, (bitmap,) = ports.__reduce__()
+    assert rebuild(bitmap) == ports
+    for bad_bitmap in (b"", b"\x00" * 8191, b"\x01" + b"\x00" * 8191):
+        with pytest.raises(ValueError):
+            rebuild(bad_bitmap)
+
+
+def test_every_port_fits_the_bitmap():
+    every = Restrictions.build(**REQUIRED_VALUES, connport=range(1, 65536))["connport"]
+    assert len(every) == 65535 and 1 in every and 65535 in every and 0 not in every
+    assert every == frozenset(range(1, 65536)) and hash(every) == hash(frozenset(every))
+
+
+def test_restrictions_are_hashable_and_equal_by_value():
+    parsed = Restrictions.parse(REQUIRED + "resource connport 63100\n", "a.txt")
+    built = Restrictions.build(**REQUIRED_VALUES, connport=[63100])
+    assert parsed == built and hash(parsed) == hash(built)
+    assert {parsed: "x"}[built] == "x"
+    assert parsed != Restrictions.default()
+
+
+# --- one schema ----------------------------------------------------------------------
+
+
+def test_the_schema_is_the_one_source_of_names_kinds_and_defaults():
+    assert LIMIT_NAMES == tuple(resource.name for resource in SCHEMA)
+    default = Restrictions.default()
+    for resource in SCHEMA:
+        value = default[resource.name]
+        if resource.kind is Kind.PORTSET:
+            assert value == frozenset(resource.default)
+        else:
+            assert value == resource.default
+            assert type(value) is (int if resource.kind is Kind.COUNT else float)
+    enforced = {resource.name for resource in SCHEMA if resource.enforced}
+    assert set(default._native_limits()) == enforced
+    assert enforced == {"insockets", "outsockets", "events", "netsend", "netrecv",
+                        "loopsend", "looprecv", "connport", "messport"}
+
+
+def test_the_docs_table_is_generated_from_the_schema():
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "restrictions_table.py"),
+                             "--check"], capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    page = (ROOT / "docs" / "restrictions.md").read_text()
+    for resource in SCHEMA:
+        assert f"| `{resource.name}` |" in page
+
+
+def test_c_takes_typed_values_and_checks_only_its_own_invariants():
+    native = Restrictions.default()._native_limits()
+    assert type(native["connport"]) is bytes and len(native["connport"]) == 8192
+    assert type(native["events"]) is int and type(native["netsend"]) is float
+    refused = [
+        ({"connport": b"\x00" * 100}, ValueError),     # not a whole bitmap
+        ({"connport": b"\x01" + b"\x00" * 8191}, ValueError),  # port 0
+        ({"connport": frozenset({63100})}, ValueError),
+        ({"netsend": 1000}, TypeError),               # rates are floats
+        ({"netsend": math.nan}, ValueError),
+        ({"events": 5.0}, TypeError),                 # counts are ints
+        ({"events": True}, TypeError),
+        ({"events": -1}, ValueError),
+        ({"events": 2**63}, OverflowError),
+    ]
+    for change, error in refused:
+        with pytest.raises(error):
+            repynet._repynet._apply_restrictions({**native, **change})
+    with pytest.raises(KeyError):
+        repynet._repynet._apply_restrictions({k: v for k, v in native.items() if k != "events"})
+    # Nothing refused reached the core: the default's ports are still allowed
+    # (a port another process holds may still fail to bind, but not as forbidden).
+    try:
+        repynet.listenformessage("127.0.0.1", 63199).close()
+    except (repynet.AddressBindingError, repynet.AlreadyListeningError):
+        pass
+
+
+def test_from_file_reads_crlf_and_tabs_of_a_v1_file(tmp_path):
+    path = tmp_path / "restrictions.crlf"
+    path.write_bytes(V1_FILE.replace("\n", "\r\n").encode())
+    assert Restrictions.from_file(path) == Restrictions.parse(V1_FILE)
+    assert Restrictions.from_file(path).call_rules == Restrictions.parse(V1_FILE).call_rules
+
+
+# Tokens that the grammar treats specially, and some it must refuse.
+_FUZZ_TOKENS = [
+    "resource", "call", "arg", "noargs", "is", "allow", "deny", "prompt", "#", "\t", " ",
+    "events", "connport", "netsend", "cpu", "0", "7", ".10", "1e999", "nan", "-1",
+    "1" * 5000, "0" * 5000, "\u0661", "\x00", "\x0b", "\r", "\ufeff", "\U0001f600",
+]
+
+
+def test_any_text_parses_or_raises_restrictions_error_with_file_and_line():
+    chooser = random.Random(20)  # fixed seed: the same texts every run
+    for _ in range(300):
+        lines = []
+        for _ in range(chooser.randrange(1, 6)):
+            # Mostly directives, so that the values and rules are exercised.
+            first = chooser.choice(["resource", "call", chooser.choice(_FUZZ_TOKENS)])
+            tokens = [chooser.choice(_FUZZ_TOKENS) for _ in range(chooser.randrange(0, 7))]
+            lines.append(" ".join([first, *tokens]))
+        text = REQUIRED + "\n".join(lines)
+        try:
+            Restrictions.parse(text, "r.txt")
+        except RestrictionsError as error:
+            assert str(error).startswith("r.txt:")
+            assert len(str(error)) < 300

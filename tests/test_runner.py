@@ -209,8 +209,9 @@ def test_a_syntax_error_exits_1_naming_the_line(tmp_path):
     assert last_stderr_line(result).startswith("SyntaxError: ")
 
 
-def test_python_2_syntax_is_not_converted(tmp_path):
-    result = run_program(tmp_path, 'print "hello"\n')
+def test_python_2_syntax_is_not_converted_with_source_py3(tmp_path):
+    # The default (--source auto) translates it: tests/test_py2.py.
+    result = run_program(tmp_path, 'print "hello"\n', before=("--source", "py3"))
     assert result.returncode == 1
     assert last_stderr_line(result).startswith("SyntaxError: ")
 
@@ -296,12 +297,12 @@ def test_a_missing_restrictions_file_exits_2(tmp_path):
         f"{tmp_path / 'nope'}: cannot read the file: No such file or directory\n")
 
 
-def test_api_v1_is_not_available_yet(tmp_path):
-    program = write_program(tmp_path, "log('never runs')\n")
+def test_api_v1_runs_the_program_in_the_v1_model(tmp_path):
+    # The V1 namespace has print and callfunc (tests/test_v1_runner.py has the rest).
+    program = write_program(tmp_path, "print(callfunc)\n")
     result = run_cli("--api", "v1", program)
-    assert result.returncode == 2
-    assert result.stdout == b""
-    assert b"--api v1 is not available yet" in result.stderr
+    assert result.returncode == 0
+    assert result.stdout == b"initialize\nexit\n"
 
 
 def test_api_v2_is_accepted(tmp_path):

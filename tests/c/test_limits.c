@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <string.h>
 
 RN_TEST(portset_add_contains_count_list)
 {
@@ -26,6 +27,29 @@ RN_TEST(portset_add_contains_count_list)
     RN_CHECK_EQ(rn_portset_list(&set, ports, 2), 3);
     RN_CHECK_EQ(ports[0], 1);
     RN_CHECK_EQ(ports[1], 63100);
+}
+
+RN_TEST(portset_set_bitmap_reads_one_bit_per_port)
+{
+    static rn_portset_t set;
+    static uint8_t bitmap[RN_PORTSET_BITMAP_BYTES];
+    memset(bitmap, 0, sizeof(bitmap));
+    bitmap[1] = 0x81;                     /* ports 8 and 15 */
+    bitmap[63100 / 8] |= 1 << (63100 % 8);
+    bitmap[RN_PORTSET_BITMAP_BYTES - 1] = 0x80; /* port 65535 */
+    rn_portset_add(&set, 7);              /* replaced, not merged */
+    RN_CHECK_EQ(rn_portset_set_bitmap(&set, bitmap, sizeof(bitmap)), 0);
+    RN_CHECK_EQ(rn_portset_count(&set), 4);
+    RN_CHECK(rn_portset_contains(&set, 8) && rn_portset_contains(&set, 15));
+    RN_CHECK(rn_portset_contains(&set, 63100));
+    RN_CHECK(rn_portset_contains(&set, 65535));
+    RN_CHECK(!rn_portset_contains(&set, 7));
+    RN_CHECK_EQ(rn_portset_set_bitmap(&set, bitmap, sizeof(bitmap) - 1),
+                -EINVAL);
+    bitmap[0] = 1;                        /* port 0 */
+    RN_CHECK_EQ(rn_portset_set_bitmap(&set, bitmap, sizeof(bitmap)), -EINVAL);
+    /* A refused bitmap changes nothing. */
+    RN_CHECK_EQ(rn_portset_count(&set), 4);
 }
 
 RN_TEST(counter_refuses_at_the_limit)

@@ -1326,3 +1326,64 @@ RN_TEST(event_harvested_before_arming_is_not_delivered_to_the_new_slot)
     close(sv[0]);
     close(sv[1]);
 }
+
+/* --- fork guards (99_009) ------------------------------------------------- */
+
+struct guarded {
+    rn_fork_guard_t guard; /* first */
+    pthread_mutex_t lock;
+    atomic_int held;
+    int in_child_calls;
+};
+
+static void
+guarded_in_child(rn_fork_guard_t *guard)
+{
+    ((struct guarded *)guard)->in_child_calls++;
+}
+
+/* Holds the guarded lock for a while, as the worker does inside a socket. */
+static void *
+hold_guarded_lock(void *arg)
+{
+    struct guarded *g = arg;
+    pthread_mutex_lock(&g->lock);
+    atomic_store(&g->held, 1);
+    sleep_ms(100);
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
+}
+
+/** A fork while another thread holds a guarded mutex waits for it, so the
+ * child finds the mutex free (it would be held forever by a thread that
+ * does not exist there) and in_child has run. */
+/* Tests_SRS_COMPLETION_PORT_LINUX_99_009 */
+RN_TEST(fork_guard_child_finds_guarded_lock_free)
+{
+    RN_SKIP_FORK_UNDER_SANITIZERS();
+    struct guarded g = {.in_child_calls = 0};
+    pthread_t holder;
+    pthread_mutex_init(&g.lock, NULL);
+    atomic_init(&g.held, 0);
+    g.guard.lock = &g.lock;
+    g.guard.in_child = guarded_in_child;
+    rn_fork_guard_add(&g.guard);
+    RN_CHECK_EQ(pthread_create(&holder, NULL, hold_guarded_lock, &g), 0);
+    WAIT_FOR(atomic_load(&g.held) == 1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int free_now = pthread_mutex_trylock(&g.lock) == 0;
+        _exit(free_now && g.in_child_calls == 1 ? 0 : 1);
+    }
+    int status = 0;
+    RN_CHECK_EQ(waitpid(pid, &status, 0), pid);
+    RN_CHECK(WIFEXITED(status));
+    RN_CHECK_EQ(WEXITSTATUS(status), 0);
+    pthread_join(holder, NULL);
+    /* The parent's lock is usable and in_child never ran here. */
+    RN_CHECK_EQ(pthread_mutex_trylock(&g.lock), 0);
+    pthread_mutex_unlock(&g.lock);
+    RN_CHECK_EQ(g.in_child_calls, 0);
+    rn_fork_guard_remove(&g.guard);
+    pthread_mutex_destroy(&g.lock);
+}

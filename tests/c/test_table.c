@@ -194,3 +194,50 @@ RN_TEST(concurrent_use_from_threads)
     RN_CHECK_EQ(rn_table_count(t), 0);
     rn_table_free(t);
 }
+
+/* getconnection: Linux may hand a new connection the 4-tuple of one still
+ * in the table; both keep an entry and each close removes its own. */
+RN_TEST(shared_tuple_keeps_both_entries_and_removes_by_value)
+{
+    rn_table_t *t = rn_table_new();
+    int old_socket, new_socket;
+    rn_tuple_t key = connection("127.0.0.1", 63100, "127.0.0.1", 63101);
+    RN_CHECK_EQ(rn_table_insert_shared(t, &key, &old_socket), 0);
+    RN_CHECK_EQ(rn_table_insert_shared(t, &key, &new_socket), 0);
+    RN_CHECK_EQ(rn_table_count(t), 2);
+    RN_CHECK(rn_table_local_conflict(t, &key));
+    /* Removing a value the tuple does not map to changes nothing. */
+    int stranger;
+    RN_CHECK_EQ(rn_table_remove_value(t, &key, &stranger), -ENOENT);
+    RN_CHECK_EQ(rn_table_remove_value(t, &key, &old_socket), 0);
+    RN_CHECK_EQ(rn_table_count(t), 1);
+    RN_CHECK(rn_table_lookup(t, &key) == &new_socket);
+    RN_CHECK_EQ(rn_table_remove_value(t, &key, &old_socket), -ENOENT);
+    RN_CHECK(rn_table_local_conflict(t, &key));
+    RN_CHECK_EQ(rn_table_remove_value(t, &key, &new_socket), 0);
+    RN_CHECK_EQ(rn_table_count(t), 0);
+    RN_CHECK(!rn_table_local_conflict(t, &key));
+    RN_CHECK(rn_table_lookup(t, &key) == NULL);
+    rn_table_free(t);
+}
+
+/* The second of two shared entries is found even behind other tuples of
+ * the same bucket (here: many tuples, then a removal of the newer). */
+RN_TEST(shared_tuple_removal_of_the_newer_entry_among_many)
+{
+    rn_table_t *t = rn_table_new();
+    int values[200];
+    rn_tuple_t keys[200];
+    for (int i = 0; i < 200; i++) {
+        keys[i] = connection("127.0.0.1", 63100, "127.0.0.1", (uint16_t)(1000 + i));
+        RN_CHECK_EQ(rn_table_insert_shared(t, &keys[i], &values[i]), 0);
+    }
+    int twin;
+    RN_CHECK_EQ(rn_table_insert_shared(t, &keys[57], &twin), 0);
+    RN_CHECK_EQ(rn_table_remove_value(t, &keys[57], &twin), 0);
+    RN_CHECK(rn_table_lookup(t, &keys[57]) == &values[57]);
+    for (int i = 0; i < 200; i++)
+        RN_CHECK_EQ(rn_table_remove_value(t, &keys[i], &values[i]), 0);
+    RN_CHECK_EQ(rn_table_count(t), 0);
+    rn_table_free(t);
+}
