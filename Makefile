@@ -1,8 +1,11 @@
 # repynet developer tasks; `make help` lists them.
 PYTHON ?= .venv/bin/python
 PIP ?= .venv/bin/pip
+# The sanitizers of `make test-asan` (float-cast-overflow is not in "undefined").
+SANITIZE ?= address,undefined,float-cast-overflow
 
-.PHONY: help venv build test test-slow test-asan lint typecheck fmt docs bench valgrind-c wheel
+.PHONY: help venv build test test-slow test-asan fuzz fuzz-long reliability lint typecheck fmt \
+	docs bench valgrind-c wheel
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -21,12 +24,31 @@ test: ## run the default test suite (the README's command)
 test-slow: ## run only the long load/soak tests
 	$(PYTHON) -m pytest -m slow
 
-test-asan: ## build with ASan+UBSan and run the suite under them
-	REPYNET_SANITIZE=address,undefined $(PYTHON) setup.py -q build_ext --inplace --force
-	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-		ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
-		REPYNET_SANITIZE=address,undefined $(PYTHON) -m pytest -p no:cacheprovider
-	$(PYTHON) setup.py -q build_ext --inplace --force
+test-asan: ## the default suite under ASan+UBSan, built in a copy, run from outside the tree
+	@set -e; copy=$$(mktemp -d /tmp/repynet-asan.XXXXXX); outside=$$(mktemp -d /tmp/repynet-asan-run.XXXXXX); \
+	git ls-files -z | xargs -0 cp --parents -t "$$copy"; \
+	cd "$$copy" && REPYNET_WERROR=1 REPYNET_SANITIZE=$(SANITIZE) $(CURDIR)/$(PYTHON) setup.py -q build_ext --inplace; \
+	cd "$$outside"; status=0; \
+	sanitized() { PYTHONPATH="$$copy" REPYNET_SANITIZE=$(SANITIZE) \
+		LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:log_path=$$outside/ubsan \
+		PYTHONMALLOC=malloc $(CURDIR)/$(PYTHON) "$$@"; }; \
+	sanitized -c 'import sys, repynet._repynet as m; \
+		assert m.__file__.startswith(sys.argv[1]), m.__file__; print("testing", m.__file__)' "$$copy"; \
+	sanitized -m pytest -q -p no:cacheprovider -c "$$copy/pyproject.toml" --rootdir "$$copy" \
+		"$$copy/tests" $(ARGS) || status=$$?; \
+	if ls "$$outside"/ubsan.* >/dev/null 2>&1; then cat "$$outside"/ubsan.*; \
+		echo "test-asan: UBSan reported the errors above"; status=1; fi; \
+	rm -rf "$$copy" "$$outside"; exit $$status
+
+fuzz: ## every fuzz target for 30 s from fuzz/corpus (clang, atheris from source)
+	$(PYTHON) fuzz/run.py --time $(or $(FUZZ_TIME),30)
+
+fuzz-long: ## every fuzz target for 30 min; new coverage goes into fuzz/corpus
+	$(PYTHON) fuzz/run.py --time $(or $(FUZZ_TIME),1800) --merge
+
+reliability: ## rerun the reliability figures and rewrite them in docs/reliability.md
+	$(PYTHON) tools/reliability_report.py
 
 lint: ## ruff on the Python code, clang-format check on the C code
 	$(PYTHON) -m ruff check repynet tests tools bench
