@@ -81,8 +81,11 @@ charge(repynet_state *state, rn_rate_t *rate, const char *name, double amount)
     int rc = 0;
     double started = rn_now();
     while (wait > 0.0) {
-        if (sleep_released(wait) == -EINTR && (rc = PyErr_CheckSignals()) < 0)
+        /* Before each sleep too: a signal that arrived while the GIL was
+         * held interrupts no sleep, and must not wait for the whole wait. */
+        if ((rc = PyErr_CheckSignals()) < 0)
             break;
+        sleep_released(wait);
         wait = rn_rate_charge(rate, 0.0, rn_now());
     }
     rn_rate_add_waited(rate, rn_now() - started);
