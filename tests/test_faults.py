@@ -225,9 +225,8 @@ CRAWL = 4.0
 CRAWL_WAIT = 64 / CRAWL
 INTERRUPTED_WITHIN = CRAWL_WAIT
 # Early enough in the wait to leave a margin, late enough that the signal
-# lands inside the wait even on a loaded machine: one that arrives before
-# the wait starts is only noticed when the wait ends (a known race in the
-# rate waits, see docs/reliability.md).
+# lands inside the wait even on a loaded machine, so that the tests check
+# the interruption of a sleep (docs/reliability.md has the other case).
 ALARM_DELAY = 0.5
 
 
