@@ -1798,6 +1798,12 @@ RN_TEST(error_action_completes_send_and_receive_with_error)
     cb(ctx, RN_PORT_ERROR);
     RN_CHECK_EQ(atomic_load(&g_cb.recv_calls), 1);
     RN_CHECK_EQ(g_cb.recv_results[0], RN_ASOCK_RECEIVE_ERROR);
+    /* A full send buffer keeps the port's worker from firing EPOLLOUT
+     * before this thread takes the slot (a writable socket fires at once,
+     * and on a loaded machine the worker could win). */
+    char chunk[4096] = {0};
+    while (send(a, chunk, sizeof(chunk), MSG_DONTWAIT) > 0)
+        ;
     use_send_seam();
     atomic_store(&g_send_eagain, 1);
     RN_CHECK_EQ(send_str(s, "x", NULL), RN_ASOCK_SEND_SYNC_OK);
