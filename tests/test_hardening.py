@@ -75,21 +75,42 @@ def _accept(listener):
 # --- D30: a closing 4-tuple is CleanupInProgressError ------------------------------
 
 
+TCP_STATE_FIN_WAIT2 = 5  # tcpi_state, the first byte of TCP_INFO
+
+
+def _wait_for_tcp_state(sock, state):
+    end = time.monotonic() + HANG_GUARD_S
+    while sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != state:
+        if time.monotonic() > end:
+            raise AssertionError(f"the socket never reached TCP state {state}")
+        time.sleep(0.001)
+
+
 def test_reconnect_while_the_old_client_side_is_in_fin_wait2_is_cleanup_in_progress(ports):
-    """The client closed first and the server has not: the client end sits in
-    FIN_WAIT2 and the kernel refuses the same 4-tuple (EADDRNOTAVAIL)."""
+    """The old client end has sent its FIN and the server has not: it sits in
+    FIN_WAIT2 and the kernel refuses the same 4-tuple (EADDRNOTAVAIL).
+
+    The old end is a plain socket kept open after shutdown(SHUT_WR), so it
+    stays a full FIN_WAIT2 socket.  (Once a closed socket's FIN_WAIT2 is
+    handed to the kernel's time-wait table, Linux may reuse the 4-tuple for a
+    new connect; then the reconnect succeeds, which the churn test allows.)"""
     server_port, client_port = ports[0], ports[1]
     listener = repynet.listenforconnection(LO, server_port)
+    old_client = socket.socket()
     try:
-        client = repynet.openconnection(LO, server_port, LO, client_port, 10)
+        old_client.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        old_client.bind((LO, client_port))
+        old_client.connect((LO, server_port))
         accepted = _accept(listener)
-        client.close()
         try:
+            old_client.shutdown(socket.SHUT_WR)
+            _wait_for_tcp_state(old_client, TCP_STATE_FIN_WAIT2)
             with pytest.raises(errors.CleanupInProgressError):
                 repynet.openconnection(LO, server_port, LO, client_port, 10)
         finally:
             accepted.close()
     finally:
+        old_client.close()
         listener.close()
 
 
