@@ -161,6 +161,10 @@ typedef struct repynet_state {
     pid_t gil_pid; /* the process gil_wanted counts threads of */
     unsigned long gil_takes;
     unsigned holder_calls;
+    /* Would-block waits spinning now (atomic), at most spin_slots, in
+     * process spin_pid. */
+    int spinners, spin_slots;
+    pid_t spin_pid;
     char *scratch;
 } repynet_state;
 
