@@ -4,8 +4,9 @@
  *
  * A method makes its non-blocking syscall with the GIL held: a lone
  * thread pays nothing for threads.  When the syscall would block and other
- * Python threads exist, the call releases the GIL and waits in the kernel
- * (poll, a short adaptive bound) for readiness, retries once, then returns
+ * Python threads exist, the call releases the GIL, retries for a few
+ * microseconds on a spare CPU, then waits in the kernel (poll, a short
+ * adaptive bound) for readiness, retries once, then returns
  * or raises SocketWouldBlockError: a thread that waits in the kernel does
  * not compete for the GIL, so the other thread surely gets it.  A thread
  * of ours that waits to take the GIL back is counted, and a holder that
