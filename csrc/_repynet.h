@@ -154,12 +154,14 @@ typedef struct repynet_state {
     PyTypeObject *completion_queue_type, *async_socket_type;
     void *async_sockets;
     /* py_sockets.c, the D32 hand-over: threads of ours waiting to take
-     * the GIL back and how often one took it (both atomic), the calls the
-     * holder made since (under the GIL), and a receive buffer free for the
-     * next call (NULL while a call without the GIL uses it). */
+     * the GIL back and how often one took it (both atomic), the thread
+     * whose calls in a row are counted and how many (under the GIL), and
+     * a receive buffer free for the next call (NULL while a call without
+     * the GIL uses it). */
     int gil_wanted;
     pid_t gil_pid; /* the process gil_wanted counts threads of */
     unsigned long gil_takes;
+    PyThreadState *holder;
     unsigned holder_calls;
     /* Would-block waits spinning now (atomic), at most spin_slots, in
      * process spin_pid. */

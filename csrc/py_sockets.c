@@ -72,6 +72,7 @@ repynet_take(repynet_state *state, PyThreadState *saved)
     PyEval_RestoreThread(saved);
     __atomic_sub_fetch(&state->gil_wanted, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&state->gil_takes, 1, __ATOMIC_RELEASE);
+    state->holder = saved;
     state->holder_calls = 0;
 }
 
@@ -108,6 +109,16 @@ hand_over(repynet_state *state)
 void
 repynet_gil_turn(repynet_state *state)
 {
+    /* Counts one thread's calls in a row: a thread that took the GIL
+     * outside repynet (the interpreter's own switch, a V1 wait) starts
+     * afresh, so threads that each block after a call or two (V1
+     * handlers, ping-pong ends) never hand over for nothing. */
+    PyThreadState *me = PyThreadState_Get();
+    if (me != state->holder) {
+        state->holder = me;
+        state->holder_calls = 1;
+        return;
+    }
     if (++state->holder_calls < REPYNET_TURN_CALLS)
         return;
     if (gil_waiter(state)) {
