@@ -6,26 +6,13 @@
  * traverse/clear/free.
  */
 #include "_repynet.h"
-
-repynet_state *
-repynet_get_state(PyObject *module)
-{
-    return (repynet_state *)PyModule_GetState(module);
-}
-
-repynet_state *
-repynet_state_from_type(PyTypeObject *type)
-{
-#if PY_VERSION_HEX >= 0x030A0000
-    PyObject *module = PyType_GetModuleByDef(type, &repynet_module);
-#else
-    /* Our types cannot be subclassed, so the type itself holds the module. */
-    PyObject *module = PyType_GetModule(type);
-#endif
-    if (module == NULL)
-        return NULL;
-    return repynet_get_state(module);
-}
+#include "py_api.h"
+#include "py_args.h"
+#include "py_errors.h"
+#include "py_limits.h"
+#include "py_queue.h"
+#include "py_sockets.h"
+#include "py_v1.h"
 
 /* _live_objects() -> {kind: count}: C objects alive now, for leak checks. */
 static PyObject *

@@ -10,12 +10,24 @@
  * table (py_errors.c).
  */
 #include "_repynet.h"
+#include "py_api.h"
+#include "py_args.h"
+#include "py_errors.h"
+#include "py_limits.h"
+#include "py_sockets.h"
 
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
+
+/* The API object: the six calls, in bytes or text mode. */
+typedef struct {
+    PyObject_HEAD
+    repynet_state *state;
+    int text;
+} NetworkApiObject;
 
 /* --- shared steps ------------------------------------------------------------ */
 

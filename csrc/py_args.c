@@ -9,6 +9,8 @@
  * holds more than the first REPYNET_ARG_TEXT_MAX characters of it.
  */
 #include "_repynet.h"
+#include "py_args.h"
+#include "py_errors.h"
 
 #include <math.h>
 

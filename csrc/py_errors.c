@@ -5,6 +5,8 @@
  * in module state so that raising one runs no Python frame.
  */
 #include "_repynet.h"
+#include "py_args.h"
+#include "py_errors.h"
 
 #include <string.h>
 

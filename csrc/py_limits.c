@@ -7,6 +7,9 @@
  * while a rate is over its limit, and turns refusals into Repy exceptions.
  */
 #include "_repynet.h"
+#include "py_args.h"
+#include "py_errors.h"
+#include "py_limits.h"
 
 #include <errno.h>
 #include <ifaddrs.h>

@@ -24,6 +24,7 @@
  * write() on the eventfd).  Never waited on with the GIL held for long.
  */
 #include "_repynet.h"
+#include "py_queue.h"
 
 #include <errno.h>
 #include <fcntl.h>

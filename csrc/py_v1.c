@@ -24,6 +24,12 @@
  * without the GIL.
  */
 #include "_repynet.h"
+#include "py_api.h"
+#include "py_args.h"
+#include "py_errors.h"
+#include "py_limits.h"
+#include "py_sockets.h"
+#include "py_v1.h"
 
 #include <errno.h>
 #include <poll.h>
