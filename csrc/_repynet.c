@@ -41,6 +41,32 @@ live_objects(PyObject *module, PyObject *unused)
     return result;
 }
 
+/* --- the seed-000 tables ------------------------------------------------ */
+
+/* py_sockets.c adds and removes the entries and py_api.c looks conflicts up
+ * in them, so they belong to neither: they live as long as the module. */
+static int
+tables_new(repynet_state *state)
+{
+    state->tcp_conns = rn_table_new();
+    state->tcp_listeners = rn_table_new();
+    state->udp_listeners = rn_table_new();
+    if (!state->tcp_conns || !state->tcp_listeners || !state->udp_listeners) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void
+tables_free(repynet_state *state)
+{
+    rn_table_free(state->tcp_conns);
+    rn_table_free(state->tcp_listeners);
+    rn_table_free(state->udp_listeners);
+    state->tcp_conns = state->tcp_listeners = state->udp_listeners = NULL;
+}
+
 static PyMethodDef module_methods[] = {
     {"_live_objects", live_objects, METH_NOARGS,
      "Counts of live C objects by kind (for the test suite's leak check)."},
@@ -55,6 +81,8 @@ repynet_exec(PyObject *module)
     if (repynet_args_exec(module) < 0)
         return -1;
     if (repynet_limits_exec(module) < 0)
+        return -1;
+    if (tables_new(repynet_get_state(module)) < 0)
         return -1;
     if (repynet_sockets_exec(module) < 0)
         return -1;
@@ -111,6 +139,7 @@ repynet_free(void *module)
     repynet_clear((PyObject *)module);
     /* Only here: sockets may outlive a clear() of a module cycle. */
     repynet_limits_free(repynet_get_state((PyObject *)module));
+    tables_free(repynet_get_state((PyObject *)module));
     repynet_sockets_free(repynet_get_state((PyObject *)module));
 }
 

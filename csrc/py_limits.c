@@ -586,13 +586,6 @@ repynet_limits_init(repynet_state *state)
     rn_rate_init(&r->looprecv, 0.0, now);
     r->backlog = RN_TCP_DEFAULT_BACKLOG;
     state->resources = r;
-    state->tcp_conns = rn_table_new();
-    state->tcp_listeners = rn_table_new();
-    state->udp_listeners = rn_table_new();
-    if (!state->tcp_conns || !state->tcp_listeners || !state->udp_listeners) {
-        PyErr_NoMemory();
-        return -1;
-    }
     return 0;
 }
 
@@ -611,10 +604,6 @@ repynet_limits_free(repynet_state *state)
         PyMem_Free(r);
         state->resources = NULL;
     }
-    rn_table_free(state->tcp_conns);
-    rn_table_free(state->tcp_listeners);
-    rn_table_free(state->udp_listeners);
-    state->tcp_conns = state->tcp_listeners = state->udp_listeners = NULL;
 }
 
 int

@@ -38,6 +38,8 @@ int repynet_acquire(repynet_state *state, rn_counter_t *counter,
 /* The first preferred local address of a family as str, or NULL without an
  * exception when preferences are off or hold none of that family. */
 PyObject *repynet_preferred_ip(repynet_state *state, sa_family_t family);
+/* Creates state->resources, allowing nothing until repynet applies its
+ * restrictions; repynet_limits_free frees them, if they were made. */
 int repynet_limits_init(repynet_state *state);
 void repynet_limits_free(repynet_state *state);
 int repynet_limits_exec(PyObject *module);
