@@ -9,6 +9,11 @@
  * (py_errors.h, py_args.h, py_limits.h, py_sockets.h, py_api.h, py_queue.h,
  * py_v1.h), so a change to one topic edits one header.
  *
+ * Module functions: the topic file defines each, its header declares it,
+ * and the one method table, in _repynet.c, lists it with its docstring.
+ * Its C name is repynet_ followed by its Python name: repynet__usage is
+ * _repynet._usage.
+ *
  * Glue contract: a function returning PyObject * returns a new reference,
  * or NULL with an exception set; one returning int returns 0 (or a count)
  * on success and -1 with an exception set.  Every glue function needs the

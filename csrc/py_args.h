@@ -75,6 +75,8 @@ PyObject *repynet_data_result(const char *buf, size_t len, int text);
 /* The text of an address, as a new str. */
 PyObject *repynet_format_address(repynet_state *state, const rn_addr_t *addr);
 
-int repynet_args_exec(PyObject *module);
+/* --- module functions (in the method table of _repynet.c) ---------------- */
+
+PyObject *repynet__parse_address(PyObject *module, PyObject *arg);
 
 #endif /* REPYNET_PY_ARGS_H */

@@ -1,6 +1,7 @@
 /*
  * py_errors.h: what py_errors.c offers: the one errno -> Repy exception table
- * (D8) and the functions that raise Repy exceptions.
+ * (D8), the functions that raise Repy exceptions and the registry of their
+ * classes.
  */
 #ifndef REPYNET_PY_ERRORS_H
 #define REPYNET_PY_ERRORS_H
@@ -44,6 +45,11 @@ PyObject *repynet_raise_errno(repynet_state *state, repynet_call_t call,
 PyObject *repynet_raise_chained(repynet_state *state, repynet_exc_t exc,
                                 int err, const char *syscall);
 
-int repynet_errors_exec(PyObject *module);
+/* --- module functions (in the method table of _repynet.c) ---------------- */
+
+PyObject *repynet__register_exceptions(PyObject *module, PyObject *namespace);
+PyObject *repynet__errno_class(PyObject *module, PyObject *const *args,
+                               Py_ssize_t nargs);
+PyObject *repynet__errno_group(PyObject *module, PyObject *arg);
 
 #endif /* REPYNET_PY_ERRORS_H */

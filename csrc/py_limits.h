@@ -42,6 +42,15 @@ PyObject *repynet_preferred_ip(repynet_state *state, sa_family_t family);
  * restrictions; repynet_limits_free frees them, if they were made. */
 int repynet_limits_init(repynet_state *state);
 void repynet_limits_free(repynet_state *state);
-int repynet_limits_exec(PyObject *module);
+
+/* --- module functions (in the method table of _repynet.c) ---------------- */
+
+PyObject *repynet__apply_restrictions(PyObject *module, PyObject *limits);
+PyObject *repynet__usage(PyObject *module, PyObject *unused);
+PyObject *repynet__rate_waits(PyObject *module, PyObject *unused);
+PyObject *repynet__event_acquire(PyObject *module, PyObject *unused);
+PyObject *repynet__event_release(PyObject *module, PyObject *unused);
+PyObject *repynet__set_ip_preferences(PyObject *module, PyObject *const *args,
+                                      Py_ssize_t nargs);
 
 #endif /* REPYNET_PY_LIMITS_H */
