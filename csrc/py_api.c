@@ -796,7 +796,7 @@ repynet_api_exec(PyObject *module)
     return 0;
 }
 
-/* For py_v1.c: the same bind-and-connect loop (see _repynet.h). */
+/* For py_v1.c: the same bind-and-connect loop (see py_api.h). */
 int
 repynet_connect_until(repynet_state *state, const rn_tuple_t *key,
                       double timeout)
