@@ -80,8 +80,10 @@ static PyMethodDef module_methods[] = {
      "Counts of live C objects by kind (for the test suite's leak check)."},
     /* py_errors.c: the exception registry and the errno table */
     {"_register_exceptions", repynet__register_exceptions, METH_O,
-     "Hand the Repy exception classes (a namespace with them as attributes) to C."},
-    {"_errno_class", (PyCFunction)(void (*)(void))repynet__errno_class, METH_FASTCALL,
+     "Hand the Repy exception classes (a namespace with them as attributes) "
+     "to C."},
+    {"_errno_class", (PyCFunction)(void (*)(void))repynet__errno_class,
+     METH_FASTCALL,
      "The Repy class an errno becomes in a call context (testing aid)."},
     {"_errno_group", repynet__errno_group, METH_O,
      "The OS-error group of an errno (testing aid)."},
@@ -96,12 +98,15 @@ static PyMethodDef module_methods[] = {
      "Seconds slept for each rate since import."},
     {"_event_acquire", repynet__event_acquire, METH_NOARGS,
      "Take one 'events' item or raise ResourceExhaustedError."},
-    {"_event_release", repynet__event_release, METH_NOARGS, "Give one 'events' item back."},
-    {"_set_ip_preferences", (PyCFunction)(void (*)(void))repynet__set_ip_preferences,
-     METH_FASTCALL, "Set the local-address preferences (spec 4.3)."},
+    {"_event_release", repynet__event_release, METH_NOARGS,
+     "Give one 'events' item back."},
+    {"_set_ip_preferences",
+     (PyCFunction)(void (*)(void))repynet__set_ip_preferences, METH_FASTCALL,
+     "Set the local-address preferences (spec 4.3)."},
     /* py_api.c: getmyip */
-    {"_set_probe_addresses", (PyCFunction)(void (*)(void))repynet__set_probe_addresses,
-     METH_FASTCALL, "Set the getmyip probe addresses (v4, v6)."},
+    {"_set_probe_addresses",
+     (PyCFunction)(void (*)(void))repynet__set_probe_addresses, METH_FASTCALL,
+     "Set the getmyip probe addresses (v4, v6)."},
     {"_probe_addresses", repynet__probe_addresses, METH_NOARGS,
      "The getmyip probe addresses (v4, v6)."},
     /* py_queue.c: the completion port */
@@ -139,14 +144,15 @@ static PyMethodDef module_methods[] = {
  * (PyModule_FromDefAndSpec); if a step fails, repynet_free still frees what
  * the steps before it made, once the module is collected.
  *
- * 1. The resources (py_limits.c) and the tables: plain memory the calls
- *    reach through the state, which depends on nothing, so it comes first.
+ * 1. The resources (py_limits.c) and the tables: plain memory that the
+ *    calls reach through the state and that depends on nothing.
  * 2. The types of py_sockets.c, py_api.c and py_v1.c (and py_api.c's probe
  *    addresses), in any order: each exec makes only its own, and the types
  *    find each other through the state only when called, after the import.
  * 3. py_queue.c last: it registers _async_shutdown (one of the functions
- *    above) with atexit, which cannot be taken back, so no step after it
- *    may fail and leave the handler of a module that failed to import.
+ *    above) with atexit, and a failed import does not unregister it, so no
+ *    step may come after it that could fail and leave the handler of a
+ *    module that failed to import.
  *
  * No step raises a Repy exception: the classes arrive after the import,
  * from repynet/__init__.py (_register_exceptions).

@@ -1,6 +1,7 @@
 /*
- * py_limits.h: what py_limits.c offers: the charges of spec 6.3, the permission
- * checks of restrictions and the local-address policy of spec 4.3.
+ * py_limits.h: what py_limits.c offers: the charges of spec 6.3, the
+ * permission checks of restrictions and the local-address policy of spec
+ * 4.3.
  */
 #ifndef REPYNET_PY_LIMITS_H
 #define REPYNET_PY_LIMITS_H
