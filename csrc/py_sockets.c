@@ -22,6 +22,10 @@
  * table and counter it belongs to.
  */
 #include "_repynet.h"
+#include "py_args.h"
+#include "py_errors.h"
+#include "py_limits.h"
+#include "py_sockets.h"
 
 #include <errno.h>
 #include <poll.h>
