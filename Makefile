@@ -74,7 +74,7 @@ valgrind-c: ## run every C unit test under valgrind memcheck (errors and leaks f
 	flags="$$(REPYNET_SANITIZE= python3 -c 'import sys; sys.path.insert(0, "tools"); import build_flags; print(" ".join(build_flags.compile_args()))')"; \
 	for src in tests/c/test_*.c; do \
 		bin=build/valgrind-c/$$(basename $$src .c); \
-		$${CC:-cc} $$flags -g -O0 -Icsrc -Itests/c $$src tests/c/rn_test_main.c csrc/rn_*.c -o $$bin -lpthread; \
+		$${CC:-cc} $$flags -g -O0 -Icsrc -Itests/c $$src tests/c/rn_test_*.c csrc/rn_*.c -o $$bin -lpthread; \
 		for t in $$($$bin --list); do \
 			timeout 300 valgrind -q --error-exitcode=1 --leak-check=full $$bin $$t >/dev/null || \
 				{ echo "valgrind-c: $$bin $$t failed (or hung past 300 s)"; exit 1; }; \

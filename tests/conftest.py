@@ -39,7 +39,9 @@ def _core_sources():
 
 
 def _build_c_test(test_file):
-    sources = [test_file, C_TESTS / "rn_test_main.c", *_core_sources()]
+    # Each test file links with the runner and the shared test support
+    # (every rn_test_*.c), like the core with every rn_*.c.
+    sources = [test_file, *sorted(C_TESTS.glob("rn_test_*.c")), *_core_sources()]
     headers = sorted(CSRC.glob("rn*.h")) + sorted(C_TESTS.glob("*.h"))
     flags = build_flags.compile_args()
     digest = hashlib.sha256()
