@@ -70,11 +70,13 @@ docs: ## build the docs with warnings as errors
 	$(PYTHON) -m sphinx -W -q -b html docs docs/_build/html
 
 valgrind-c: ## run every C unit test under valgrind memcheck (errors and leaks fail)
-	@set -e; mkdir -p build/valgrind-c; \
+	@set -e; rm -rf build/valgrind-c/shared; mkdir -p build/valgrind-c/shared; \
 	flags="$$(REPYNET_SANITIZE= python3 -c 'import sys; sys.path.insert(0, "tools"); import build_flags; print(" ".join(build_flags.compile_args()))')"; \
+	(cd build/valgrind-c/shared && $${CC:-cc} $$flags -g -O0 -I$(CURDIR)/csrc -I$(CURDIR)/tests/c \
+		-c $(CURDIR)/tests/c/rn_test_*.c $(CURDIR)/csrc/rn_*.c); \
 	for src in tests/c/test_*.c; do \
 		bin=build/valgrind-c/$$(basename $$src .c); \
-		$${CC:-cc} $$flags -g -O0 -Icsrc -Itests/c $$src tests/c/rn_test_main.c csrc/rn_*.c -o $$bin -lpthread; \
+		$${CC:-cc} $$flags -g -O0 -Icsrc -Itests/c $$src build/valgrind-c/shared/*.o -o $$bin -lpthread; \
 		for t in $$($$bin --list); do \
 			timeout 300 valgrind -q --error-exitcode=1 --leak-check=full $$bin $$t >/dev/null || \
 				{ echo "valgrind-c: $$bin $$t failed (or hung past 300 s)"; exit 1; }; \

@@ -38,25 +38,54 @@ def _core_sources():
     return sorted(CSRC.glob("rn_*.c"))
 
 
-def _build_c_test(test_file):
-    sources = [test_file, C_TESTS / "rn_test_main.c", *_core_sources()]
-    headers = sorted(CSRC.glob("rn*.h")) + sorted(C_TESTS.glob("*.h"))
-    flags = build_flags.compile_args()
+def _digest(paths, flags):
     digest = hashlib.sha256()
-    for path in sources + headers:
+    for path in paths:
         digest.update(path.read_bytes())
     digest.update(" ".join(flags).encode())
+    return digest.hexdigest()[:16]
+
+
+def _compile(cmd, cwd=None):
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    if result.returncode != 0:
+        raise CTestBuildError(f"{' '.join(cmd)}\n{result.stderr}")
+
+
+def _shared_objects(cc, flags, headers, out_dir):
+    # The core and the shared test support (every rn_test_*.c: the runner,
+    # the fakes, the recorders) are compiled once for every test file.
+    sources = [*sorted(C_TESTS.glob("rn_test_*.c")), *_core_sources()]
+    objects = out_dir / f"shared-{_digest(sources + headers, flags)}"
+    if not objects.exists():
+        partial = Path(tempfile.mkdtemp(prefix="shared-partial-", dir=out_dir))
+        try:
+            _compile([cc, *flags, "-g", f"-I{CSRC}", f"-I{C_TESTS}", "-c",
+                      *map(str, sources)], cwd=partial)
+            partial.rename(objects)
+        except OSError:
+            if not objects.exists():
+                raise
+            # Another run renamed the same objects into place first.
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    return objects
+
+
+def _build_c_test(test_file):
+    headers = sorted(CSRC.glob("rn*.h")) + sorted(C_TESTS.glob("*.h"))
+    flags = build_flags.compile_args()
+    cc = os.environ.get("CC") or shutil.which("cc") or "gcc"
     out_dir = Path(tempfile.gettempdir()) / "repynet-ctests"
     out_dir.mkdir(exist_ok=True)
-    binary = out_dir / f"{test_file.stem}-{digest.hexdigest()[:16]}"
+    objects = _shared_objects(cc, flags, headers, out_dir)
+    digest = _digest([test_file, *headers], [*flags, objects.name])
+    binary = out_dir / f"{test_file.stem}-{digest}"
     if not binary.exists():
-        cc = os.environ.get("CC") or shutil.which("cc") or "gcc"
         partial = binary.with_suffix(".partial")
-        cmd = [cc, *flags, "-g", f"-I{CSRC}", f"-I{C_TESTS}", *map(str, sources),
-               "-o", str(partial), *build_flags.link_args()]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise CTestBuildError(f"{' '.join(cmd)}\n{result.stderr}")
+        _compile([cc, *flags, "-g", f"-I{CSRC}", f"-I{C_TESTS}", str(test_file),
+                  *map(str, sorted(objects.glob("*.o"))), "-o", str(partial),
+                  *build_flags.link_args()])
         partial.rename(binary)
     return binary
 

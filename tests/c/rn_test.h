@@ -4,8 +4,9 @@
  * RN_TEST(name) { ... } defines a test and registers it before main runs.
  * The RN_CHECK macros record the first failure with its line and return
  * from the test.  tests/conftest.py builds each tests/c/test_*.c with
- * rn_test_main.c and every csrc/rn_*.c, lists the tests with --list and
- * runs each one as its own pytest item (`binary NAME`, pass on exit 0).
+ * every tests/c/rn_test_*.c (the runner rn_test_main.c and the shared test
+ * support) and every csrc/rn_*.c, lists the tests with --list and runs each
+ * one as its own pytest item (`binary NAME`, pass on exit 0).
  */
 #ifndef RN_TEST_H
 #define RN_TEST_H

@@ -21,6 +21,7 @@
 
 #include "rn.h"
 #include "rn_test.h"
+#include "rn_test_support.h"
 
 static atomic_int g_enfile_sockets;
 
@@ -56,15 +57,6 @@ enfile_eventfd(unsigned int initval, int flags)
 {
     errno = ENFILE;
     return -1;
-}
-
-/* The lowest free fd: unchanged by a call that leaked nothing. */
-static int
-lowest_free_fd(void)
-{
-    int fd = dup(0);
-    close(fd);
-    return fd;
 }
 
 static void

@@ -1,0 +1,45 @@
+/*
+ * rn_test_port.c: the completion port tests' callback recorder and helpers
+ * that rn_test_port.h declares.
+ */
+#include "rn_test_port.h"
+
+#include "rn_test_support.h"
+
+atomic_int g_order_next;
+atomic_int g_gate_cb_done;
+
+void
+rec_cb(void *ctx, rn_port_action_t action)
+{
+    struct rec *r = ctx;
+    r->thread = pthread_self();
+    atomic_store(&r->action, (int)action);
+    if (action == RN_PORT_ABANDONED)
+        atomic_fetch_add(&r->abandoned, 1);
+    atomic_store(&r->order, atomic_fetch_add(&g_order_next, 1));
+    atomic_fetch_add(&r->calls, 1);
+}
+
+void
+gated_cb(void *ctx, rn_port_action_t action)
+{
+    (void)ctx;
+    (void)action;
+    gate_pass();
+    atomic_store(&g_gate_cb_done, 1);
+}
+
+void
+gated_cb_arm(void)
+{
+    atomic_store(&g_gate_cb_done, 0);
+    gate_arm();
+}
+
+void
+remove_call(void *remove_args)
+{
+    struct remove_args *args = remove_args;
+    rn_port_remove(args->port, args->fd);
+}

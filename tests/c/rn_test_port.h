@@ -1,0 +1,43 @@
+/*
+ * rn_test_port.h: the callback recorder and helpers of the completion port
+ * tests (test_port_*.c).
+ */
+#ifndef RN_TEST_PORT_H
+#define RN_TEST_PORT_H
+
+#include "rn_port.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* What a port callback was called with; zero-initialize one per slot. */
+struct rec {
+    atomic_int calls;
+    atomic_int action; /* of the last call */
+    atomic_int abandoned;
+    pthread_t thread; /* of the last call */
+    /* The place of its last call in the order of every rec_cb call since
+     * g_order_next was zeroed. */
+    atomic_int order;
+};
+
+extern atomic_int g_order_next;
+
+/* A port callback recording into the struct rec its context points at. */
+void rec_cb(void *ctx, rn_port_action_t action);
+
+/* A port callback that stops in the gate, then sets g_gate_cb_done. */
+void gated_cb(void *ctx, rn_port_action_t action);
+extern atomic_int g_gate_cb_done;
+
+/* Arms the gate for gated_cb and clears g_gate_cb_done. */
+void gated_cb_arm(void);
+
+/* rn_port_remove(port, fd), for background_start. */
+struct remove_args {
+    rn_port_t *port;
+    int fd;
+};
+void remove_call(void *remove_args);
+
+#endif /* RN_TEST_PORT_H */
