@@ -56,6 +56,18 @@ def write_restrictions(tmp_path, extra="", name="limits.txt", base=RESTRICTIONS)
     return path
 
 
+def run_restricted(tmp_path, source, *args, allow=(), allow_kind="messport", change=None,
+                   options=()):
+    """Runs ``source`` under a restrictions file given before the program.
+
+    The file is RESTRICTIONS with ``change`` (an (old, new) text pair) made,
+    allowing the ports ``allow`` as ``allow_kind``; ``options`` follow it.
+    """
+    base = RESTRICTIONS.replace(*change) if change else RESTRICTIONS
+    limits = write_restrictions(tmp_path, port_lines(allow_kind, allow), base=base)
+    return run_program(tmp_path, source, *args, before=("--restrictions", limits, *options))
+
+
 def free_ports(count, kind=socket.SOCK_DGRAM, host="127.0.0.1"):
     """``count`` distinct ports nobody holds on ``host`` right now.
 
@@ -219,10 +231,9 @@ def test_python_2_syntax_is_not_converted_with_source_py3(tmp_path):
 def test_a_network_error_is_reported_by_its_repy_class_name(tmp_path):
     # Nothing listens on the free destination port.
     local, destination = free_ports(2, socket.SOCK_STREAM)
-    limits = write_restrictions(tmp_path, port_lines("connport", [local]))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         openconnection("127.0.0.1", int(callargs[1]), "127.0.0.1", int(callargs[0]), 5)
-        """, local, destination, before=("--restrictions", limits))
+        """, local, destination, allow=[local], allow_kind="connport")
     assert result.returncode == 1
     assert last_stderr_line(result).startswith("ConnectionRefusedError: ")
 
@@ -564,8 +575,7 @@ def test_the_namespace_holds_the_repy_names(tmp_path):
 
 def test_the_network_api_is_in_text_mode(tmp_path):
     server_port, client_port = free_ports(2)
-    limits = write_restrictions(tmp_path, port_lines("messport", [server_port, client_port]))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         server_port, client_port = int(callargs[0]), int(callargs[1])
         server = listenformessage("127.0.0.1", server_port)
         sent = sendmessage("127.0.0.1", server_port, "caf\\u00e9", "127.0.0.1", client_port)
@@ -577,7 +587,7 @@ def test_the_network_api_is_in_text_mode(tmp_path):
                 sleep(0.01)
         server.close()
         log(sent, ip, port == client_port, type(message).__name__, repr(message))
-        """, server_port, client_port, before=("--restrictions", limits))
+        """, server_port, client_port, allow=[server_port, client_port])
     assert result.returncode == 0, result.stderr
     # One character is one byte: 'caf\u00e9' is 4 bytes on the wire.
     assert result.stdout.decode() == "4 127.0.0.1 True str 'caf\u00e9'"
@@ -676,8 +686,7 @@ def test_sleep_takes_ints_and_floats(tmp_path):
 
 
 def test_createthread_counts_against_events(tmp_path):
-    limits = write_restrictions(tmp_path, base=RESTRICTIONS.replace("events 1000", "events 2"))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         hold = createlock()
         hold.acquire(True)
         def waiter():
@@ -691,14 +700,13 @@ def test_createthread_counts_against_events(tmp_path):
         except ResourceExhaustedError:
             log("exhausted")
         hold.release()
-        """, before=("--restrictions", limits))
+        """, change=("events 1000", "events 2"))
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"1 2 exhausted"
 
 
 def test_a_finished_thread_gives_its_event_back(tmp_path):
-    limits = write_restrictions(tmp_path, base=RESTRICTIONS.replace("events 1000", "events 2"))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         done = createlock()
         done.acquire(True)
         for round in range(5):
@@ -707,14 +715,13 @@ def test_a_finished_thread_gives_its_event_back(tmp_path):
             while getresources()[1]["events"] != 1:
                 sleep(0.01)
         log("five threads in turn")
-        """, before=("--restrictions", limits))
+        """, change=("events 1000", "events 2"))
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"five threads in turn"
 
 
 def test_events_0_stops_the_program_before_it_runs(tmp_path):
-    limits = write_restrictions(tmp_path, base=RESTRICTIONS.replace("events 1000", "events 0"))
-    result = run_program(tmp_path, 'log("never")\n', before=("--restrictions", limits))
+    result = run_restricted(tmp_path, 'log("never")\n', change=("events 1000", "events 0"))
     assert result.returncode == 1
     assert result.stdout == b""
     stderr = result.stderr.decode()
@@ -733,31 +740,26 @@ def test_a_port_outside_the_default_is_forbidden(tmp_path):
 
 def test_a_restrictions_file_replaces_the_allowed_ports(tmp_path):
     [port] = free_ports(1, socket.SOCK_STREAM)
-    limits = write_restrictions(tmp_path, port_lines("connport", [port]))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         server = listenforconnection("127.0.0.1", int(callargs[0]))
         server.close()
         log("the file's port is allowed\\n")
         listenforconnection("127.0.0.1", 63100)
-        """, port, before=("--restrictions", limits))
+        """, port, allow=[port], allow_kind="connport")
     assert result.returncode == 1
     assert result.stdout == b"the file's port is allowed\n"
     assert last_stderr_line(result).startswith("ResourceForbiddenError: ")
 
 
 def test_a_file_without_ports_forbids_every_port(tmp_path):
-    limits = write_restrictions(tmp_path)
-    result = run_program(tmp_path, 'listenformessage("127.0.0.1", 63100)\n',
-                         before=("--restrictions", limits))
+    result = run_restricted(tmp_path, 'listenformessage("127.0.0.1", 63100)\n')
     assert result.returncode == 1
     assert last_stderr_line(result).startswith("ResourceForbiddenError: ")
 
 
 def test_insockets_limits_listeners(tmp_path):
     ports = free_ports(2)
-    limits = write_restrictions(tmp_path, port_lines("messport", ports),
-                                base=RESTRICTIONS.replace("insockets 500", "insockets 1"))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         first_port, second_port = int(callargs[0]), int(callargs[1])
         first = listenformessage("127.0.0.1", first_port)
         try:
@@ -767,17 +769,15 @@ def test_insockets_limits_listeners(tmp_path):
         first.close()
         listenformessage("127.0.0.1", second_port).close()
         log(", a listener after a close is fine")
-        """, *ports, before=("--restrictions", limits))
+        """, *ports, allow=ports, change=("insockets 500", "insockets 1"))
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"second listener refused , a listener after a close is fine"
 
 
 def test_a_rate_of_0_forbids_the_traffic_it_charges(tmp_path):
-    limits = write_restrictions(tmp_path, "resource messport 63132\n",
-                                base=RESTRICTIONS.replace("loopsend 10000000", "loopsend 0"))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         sendmessage("127.0.0.1", 63133, "x", "127.0.0.1", 63132)
-        """, before=("--restrictions", limits))
+        """, allow=[63132], change=("loopsend 10000000", "loopsend 0"))
     assert result.returncode == 1
     assert last_stderr_line(result).startswith("ResourceForbiddenError: ")
 
@@ -787,9 +787,7 @@ def test_a_throttled_rate_slows_the_program_down(tmp_path):
     # The bucket holds one second's worth, so the sends take at least
     # (8256 - 2000) / 2000 = 3.1 s; asserted with a margin, as a lower bound.
     ports = free_ports(2)
-    limits = write_restrictions(tmp_path, port_lines("messport", ports),
-                                base=RESTRICTIONS.replace("loopsend 10000000", "loopsend 2000"))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         client_port, server_port = int(callargs[0]), int(callargs[1])
         server = listenformessage("127.0.0.1", server_port)
         start = getruntime()
@@ -798,7 +796,7 @@ def test_a_throttled_rate_slows_the_program_down(tmp_path):
         elapsed = getruntime() - start
         server.close()
         log("%.3f" % elapsed)
-        """, *ports, before=("--restrictions", limits))
+        """, *ports, allow=ports, change=("loopsend 10000000", "loopsend 2000"))
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) >= 2.8
 
@@ -828,9 +826,7 @@ except ResourceForbiddenError:
 def test_local_address_options_set_getmyip_and_the_allowed_local_ips(tmp_path, options,
                                                                      expected):
     [port] = free_ports(1, host="127.0.0.2")
-    limits = write_restrictions(tmp_path, port_lines("messport", [port]))
-    result = run_program(tmp_path, SHOW_ADDRESSES, port,
-                         before=("--restrictions", limits, *options))
+    result = run_restricted(tmp_path, SHOW_ADDRESSES, port, allow=[port], options=options)
     assert result.returncode == 0, result.stderr
     assert result.stdout == expected
 
