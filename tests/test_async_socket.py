@@ -77,12 +77,30 @@ def wrap(sock, queue):
     return native.AsyncSocket(sock.detach(), queue)
 
 
+@pytest.fixture
+def async_pair(queue):
+    """async_pair(host, sndbuf, rcvbuf) -> (s, server): tcp_pair's client end
+    wrapped on ``queue``, and its server end; both closed after the test
+    (closing twice is harmless, so a test may close them itself)."""
+    made = []
+
+    def connect(host="127.0.0.1", sndbuf=None, rcvbuf=None):
+        client, server = tcp_pair(host, sndbuf, rcvbuf)
+        made.append(server)
+        s = wrap(client, queue)
+        made.append(s)
+        return s, server
+
+    yield connect
+    for sock in reversed(made):
+        sock.close()
+
+
 # --- basics ------------------------------------------------------------------
 
 
-def test_send_and_receive_round_trip(family, queue):
-    client, server = tcp_pair(family)
-    s = wrap(client, queue)
+def test_send_and_receive_round_trip(family, queue, async_pair):
+    s, server = async_pair(family)
     buf = s.receive_async(16, "r")
     s.send_async(b"ping", "s")
     assert server.recv(4) == b"ping"
@@ -90,28 +108,22 @@ def test_send_and_receive_round_trip(family, queue):
     done = dict((tok, (res, n)) for tok, res, n in collect(queue, 2))
     assert done == {"s": (OK, 4), "r": (OK, 4)}
     assert bytes(buf[:4]) == b"pong"
-    s.close()
-    server.close()
 
 
-def test_queue_fileno_is_an_eventfd_readable_while_completions_wait(queue):
-    client, server = tcp_pair()
-    s = wrap(client, queue)
+def test_queue_fileno_is_an_eventfd_readable_while_completions_wait(queue, async_pair):
+    s, server = async_pair()
     assert not queue.wait(0)
     s.send_async(b"x", 1)  # completes inline
     assert queue.wait(0)
     assert "eventfd" in os.readlink(f"/proc/self/fd/{queue.fileno()}")
     assert queue.drain() == [(1, OK, 1)]
     assert not queue.wait(0)
-    s.close()
-    server.close()
 
 
-def test_receive_into_caller_buffer_keeps_export_until_drained(queue):
+def test_receive_into_caller_buffer_keeps_export_until_drained(queue, async_pair):
     """The Python buffer stays exported (cannot be resized) until the
     completion was delivered by drain()."""
-    client, server = tcp_pair()
-    s = wrap(client, queue)
+    s, server = async_pair()
     target = bytearray(8)
     assert s.receive_async(target, "r") is target
     with pytest.raises(BufferError):
@@ -120,13 +132,10 @@ def test_receive_into_caller_buffer_keeps_export_until_drained(queue):
     assert collect(queue, 1) == [("r", OK, 3)]
     target.extend(b"more")  # released by drain
     assert bytes(target[:3]) == b"abc"
-    s.close()
-    server.close()
 
 
-def test_errors_raise_synchronously(queue):
-    client, server = tcp_pair()
-    s = wrap(client, queue)
+def test_errors_raise_synchronously(queue, async_pair):
+    s, server = async_pair()
     with pytest.raises(ValueError):
         s.send_async(b"", 1)
     with pytest.raises(TypeError):
@@ -140,21 +149,19 @@ def test_errors_raise_synchronously(queue):
         s.receive_async(4, 1)
     assert s.fileno() == -1
     assert queue.drain() == []
-    server.close()
 
 
 # --- the scenarios of issue 4 ---------------------------------------------------
 
 
-def test_16_mib_through_a_slow_reader_is_byte_exact_and_ordered(queue):
+def test_16_mib_through_a_slow_reader_is_byte_exact_and_ordered(queue, async_pair):
     """P5, P6, P8: backpressure (small buffers, slow reader) makes most sends
     wait for EPOLLOUT; the stream still arrives complete and in order and the
     completions come back in call order."""
     total = 16 * 1024 * 1024
     chunk = 64 * 1024
     data = os.urandom(total)
-    client, server = tcp_pair(sndbuf=32 * 1024, rcvbuf=32 * 1024)
-    s = wrap(client, queue)
+    s, server = async_pair(sndbuf=32 * 1024, rcvbuf=32 * 1024)
     received = bytearray()
 
     def slow_reader():
@@ -180,15 +187,12 @@ def test_16_mib_through_a_slow_reader_is_byte_exact_and_ordered(queue):
     assert len(received) == total
     assert received == data
     view.release()
-    s.close()
-    server.close()
 
 
-def test_send_and_receive_outstanding_at_once(queue):
+def test_send_and_receive_outstanding_at_once(queue, async_pair):
     """P3: a receive waits while a large send waits for EPOLLOUT; neither
     replaces the other (full duplex)."""
-    client, server = tcp_pair(sndbuf=16 * 1024, rcvbuf=16 * 1024)
-    s = wrap(client, queue)
+    s, server = async_pair(sndbuf=16 * 1024, rcvbuf=16 * 1024)
     buf = s.receive_async(64, "recv")
     big = os.urandom(4 * 1024 * 1024)
     s.send_async(big, "send")
@@ -201,8 +205,6 @@ def test_send_and_receive_outstanding_at_once(queue):
         got += server.recv(1 << 20)
     assert collect(queue, 1) == [("send", OK, len(big))]
     assert got == big
-    s.close()
-    server.close()
 
 
 def test_data_and_fin_are_delivered_before_abandoned(family, queue):
@@ -221,9 +223,8 @@ def test_data_and_fin_are_delivered_before_abandoned(family, queue):
     s.close()
 
 
-def test_peer_reset_abandons_receive_and_send(queue):
-    client, server = tcp_pair()
-    s = wrap(client, queue)
+def test_peer_reset_abandons_receive_and_send(queue, async_pair):
+    s, server = async_pair()
     s.receive_async(64, "r")
     server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     server.close()  # RST
@@ -235,15 +236,13 @@ def test_peer_reset_abandons_receive_and_send(queue):
             time.sleep(0.001)
     for tok, res, _ in queue.drain():
         assert tok == "s" and res == OK
-    s.close()
 
 
-def test_close_from_another_thread_with_operations_pending(queue):
+def test_close_from_another_thread_with_operations_pending(queue, async_pair):
     """Pending receives and a send stuck on backpressure all complete
     ABANDONED when another thread closes the socket (the GIL is released
     while close waits)."""
-    client, server = tcp_pair(sndbuf=16 * 1024, rcvbuf=16 * 1024)
-    s = wrap(client, queue)
+    s, server = async_pair(sndbuf=16 * 1024, rcvbuf=16 * 1024)
     for i in range(5):
         s.receive_async(16, ("recv", i))
     s.send_async(os.urandom(8 * 1024 * 1024), ("send", 0))
@@ -259,7 +258,6 @@ def test_close_from_another_thread_with_operations_pending(queue):
     # Per kind, in the order they were started (P13).
     assert [t for t, _, _ in done if t[0] == "recv"] == [("recv", i) for i in range(5)]
     assert [t for t, _, _ in done if t[0] == "send"] == [("send", 0), ("send", 1)]
-    server.close()
 
 
 def test_one_thousand_sockets(queue):
@@ -302,10 +300,9 @@ def test_one_thousand_sockets(queue):
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def test_asyncio_loop_drains_through_add_reader(queue):
+def test_asyncio_loop_drains_through_add_reader(queue, async_pair):
     """fileno() plugs into asyncio: the loop thread drains and resolves."""
-    client, server = tcp_pair()
-    s = wrap(client, queue)
+    s, server = async_pair()
 
     async def main():
         loop = asyncio.get_running_loop()
@@ -326,8 +323,6 @@ def test_asyncio_loop_drains_through_add_reader(queue):
             loop.remove_reader(queue.fileno())
 
     asyncio.run(main())
-    s.close()
-    server.close()
 
 
 def test_send_async_does_not_leak_on_churn(queue):

@@ -38,14 +38,19 @@ def usage_counts():
     return usage["insockets"], usage["outsockets"]
 
 
-def accept(server):
+def wait_for(call):
+    """call() once it stops raising SocketWouldBlockError (within the hang guard)."""
     deadline = time.monotonic() + HANG_GUARD
     while True:
         try:
-            return server.getconnection()[2]
+            return call()
         except errors.SocketWouldBlockError:
-            assert time.monotonic() < deadline, "hang guard: no connection"
+            assert time.monotonic() < deadline, "hang guard: nothing arrived"
             time.sleep(0.001)
+
+
+def accept(server):
+    return wait_for(server.getconnection)[2]
 
 
 # --- fd exhaustion: EMFILE for real -------------------------------------------------
@@ -311,21 +316,13 @@ def test_signal_during_recv_rate_waits(restrict, alarm):
     assert scenario() == [True, True, True]
 
 
-def wait_for(call):
-    while True:
-        try:
-            return call()
-        except errors.SocketWouldBlockError:
-            time.sleep(0.001)
-
-
 def test_signal_during_getconnection_rate_wait(restrict, alarm):
     def scenario():
         server = repynet.listenforconnection(LO, PORT)
         peer = socket.create_connection((LO, PORT))
         crawl(restrict)
         try:
-            outcome = interrupted(alarm, lambda: wait_for(server.getconnection)[2].close())
+            outcome = interrupted(alarm, lambda: accept(server).close())
         finally:
             restrict()
             peer.close()

@@ -58,12 +58,18 @@ def _message(udp):
     return _poll(udp.getmessage, "the datagram")
 
 
-def _connect(server_port, local_port, closing, ip=V6, server=None):
-    """(listener, client, accepted) on ip, all closed after the test."""
+def _connect(server_port, local_port, closing, ip=V6, server=None, ipv6_names=True):
+    """(listener, client, accepted) on ip, all closed after the test.
+
+    Made by the _ipv6 names, or by the V4 names with ipv6_names=False.
+    """
+    listen, connect = ((repynet.listenforconnection_ipv6, repynet.openconnection_ipv6)
+                       if ipv6_names else
+                       (repynet.listenforconnection, repynet.openconnection))
     if server is None:
-        server = repynet.listenforconnection_ipv6(ip, server_port)
+        server = listen(ip, server_port)
         closing(server)
-    client = repynet.openconnection_ipv6(ip, server_port, ip, local_port, 5)
+    client = connect(ip, server_port, ip, local_port, 5)
     closing(client)
     remote_ip, remote_port, accepted = _accept(server)
     closing(accepted)
@@ -152,12 +158,7 @@ def test_a_dual_stack_connection_of_another_program_holds_the_ipv4_tuple(closing
 def test_every_call_takes_both_families(closing):
     # D21: the V4 names take IPv6 literals and the _ipv6 names IPv4 ones.
     _connect(P(26), P(27), closing, ip=V4)
-    server6 = repynet.listenforconnection(V6, P(26))
-    closing(server6)
-    closing(repynet.openconnection(V6, P(26), V6, P(27), 1))
-    ip, port, accepted = _accept(server6)
-    closing(accepted)
-    assert (ip, port) == (V6, P(27))
+    _connect(P(26), P(27), closing, ip=V6, ipv6_names=False)
     udp4 = repynet.listenformessage_ipv6(V4, P(26))
     closing(udp4)
     udp6 = repynet.listenformessage(V6, P(26))

@@ -56,6 +56,18 @@ def write_restrictions(tmp_path, extra="", name="limits.txt", base=RESTRICTIONS)
     return path
 
 
+def run_restricted(tmp_path, source, *args, allow=(), allow_kind="messport", change=None,
+                   options=()):
+    """Runs ``source`` under a restrictions file given before the program.
+
+    The file is RESTRICTIONS with ``change`` (an (old, new) text pair) made,
+    allowing the ports ``allow`` as ``allow_kind``; ``options`` follow it.
+    """
+    base = RESTRICTIONS.replace(*change) if change else RESTRICTIONS
+    limits = write_restrictions(tmp_path, port_lines(allow_kind, allow), base=base)
+    return run_program(tmp_path, source, *args, before=("--restrictions", limits, *options))
+
+
 def free_ports(count, kind=socket.SOCK_DGRAM, host="127.0.0.1"):
     """``count`` distinct ports nobody holds on ``host`` right now.
 
@@ -82,6 +94,18 @@ def port_lines(kind, ports):
 
 def last_stderr_line(result):
     return result.stderr.decode().rstrip("\n").splitlines()[-1]
+
+
+def assert_printed(result, stdout):
+    """The run ended with exit status 0, having printed exactly ``stdout``."""
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == stdout
+
+
+def assert_uncaught(result, class_name):
+    """The run ended with exit status 1 on an uncaught ``class_name``."""
+    assert result.returncode == 1, result.stderr
+    assert last_stderr_line(result).startswith(f"{class_name}: ")
 
 
 # --- exit status 0 --------------------------------------------------------------
@@ -202,29 +226,25 @@ def test_a_syntax_error_exits_1_naming_the_line(tmp_path):
         log("ok")
         def broken(:
         """)
-    assert result.returncode == 1
     assert result.stdout == b""
     stderr = result.stderr.decode()
     assert "prog.repy\", line 2" in stderr
-    assert last_stderr_line(result).startswith("SyntaxError: ")
+    assert_uncaught(result, "SyntaxError")
 
 
 def test_python_2_syntax_is_not_converted_with_source_py3(tmp_path):
     # The default (--source auto) translates it: tests/test_py2.py.
     result = run_program(tmp_path, 'print "hello"\n', before=("--source", "py3"))
-    assert result.returncode == 1
-    assert last_stderr_line(result).startswith("SyntaxError: ")
+    assert_uncaught(result, "SyntaxError")
 
 
 def test_a_network_error_is_reported_by_its_repy_class_name(tmp_path):
     # Nothing listens on the free destination port.
     local, destination = free_ports(2, socket.SOCK_STREAM)
-    limits = write_restrictions(tmp_path, port_lines("connport", [local]))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         openconnection("127.0.0.1", int(callargs[1]), "127.0.0.1", int(callargs[0]), 5)
-        """, local, destination, before=("--restrictions", limits))
-    assert result.returncode == 1
-    assert last_stderr_line(result).startswith("ConnectionRefusedError: ")
+        """, local, destination, allow=[local], allow_kind="connport")
+    assert_uncaught(result, "ConnectionRefusedError")
 
 
 # --- exit status 2 ----------------------------------------------------------------
@@ -494,8 +514,7 @@ def test_callargs_are_empty_without_arguments(tmp_path):
 ])
 def test_log_writes_like_python_2_print_with_a_trailing_comma(tmp_path, calls, expected):
     result = run_program(tmp_path, calls + "\n")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == expected
+    assert_printed(result, expected)
 
 
 def test_log_adds_no_newline_at_the_end_of_the_output(tmp_path):
@@ -558,14 +577,12 @@ def test_the_namespace_holds_the_repy_names(tmp_path):
         log(TimeoutError.__mro__[1].__name__, ConnectionRefusedError.__mro__[1].__name__, "\\n")
         log(issubclass(ResourceForbiddenError, ResourceUsageError))
         """)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == b"[] initialize {} \nRepyException NetworkError \nTrue"
+    assert_printed(result, b"[] initialize {} \nRepyException NetworkError \nTrue")
 
 
 def test_the_network_api_is_in_text_mode(tmp_path):
     server_port, client_port = free_ports(2)
-    limits = write_restrictions(tmp_path, port_lines("messport", [server_port, client_port]))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         server_port, client_port = int(callargs[0]), int(callargs[1])
         server = listenformessage("127.0.0.1", server_port)
         sent = sendmessage("127.0.0.1", server_port, "caf\\u00e9", "127.0.0.1", client_port)
@@ -577,7 +594,7 @@ def test_the_network_api_is_in_text_mode(tmp_path):
                 sleep(0.01)
         server.close()
         log(sent, ip, port == client_port, type(message).__name__, repr(message))
-        """, server_port, client_port, before=("--restrictions", limits))
+        """, server_port, client_port, allow=[server_port, client_port])
     assert result.returncode == 0, result.stderr
     # One character is one byte: 'caf\u00e9' is 4 bytes on the wire.
     assert result.stdout.decode() == "4 127.0.0.1 True str 'caf\u00e9'"
@@ -602,8 +619,7 @@ def test_getthreadname_names_the_main_code_and_each_thread(tmp_path):
             sleep(0.01)
         log(getthreadname(), len(set(names)), getthreadname() in names)
         """)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == b"MainThread 3 False"
+    assert_printed(result, b"MainThread 3 False")
 
 
 def test_getruntime_counts_seconds_since_the_start(tmp_path):
@@ -628,8 +644,7 @@ def test_createlock_acquire_and_release_follow_repy(tmp_path):
         except LockDoubleReleaseError:
             log("double release raises")
         """)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == b"True False True double release raises"
+    assert_printed(result, b"True False True double release raises")
 
 
 def test_a_lock_may_be_released_by_another_thread(tmp_path):
@@ -660,8 +675,7 @@ def test_wrong_arguments_raise_repy_argument_error(tmp_path, call):
         except RepyArgumentError:
             log("RepyArgumentError")
         """)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == b"RepyArgumentError"
+    assert_printed(result, b"RepyArgumentError")
 
 
 def test_sleep_takes_ints_and_floats(tmp_path):
@@ -676,8 +690,7 @@ def test_sleep_takes_ints_and_floats(tmp_path):
 
 
 def test_createthread_counts_against_events(tmp_path):
-    limits = write_restrictions(tmp_path, base=RESTRICTIONS.replace("events 1000", "events 2"))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         hold = createlock()
         hold.acquire(True)
         def waiter():
@@ -691,14 +704,12 @@ def test_createthread_counts_against_events(tmp_path):
         except ResourceExhaustedError:
             log("exhausted")
         hold.release()
-        """, before=("--restrictions", limits))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == b"1 2 exhausted"
+        """, change=("events 1000", "events 2"))
+    assert_printed(result, b"1 2 exhausted")
 
 
 def test_a_finished_thread_gives_its_event_back(tmp_path):
-    limits = write_restrictions(tmp_path, base=RESTRICTIONS.replace("events 1000", "events 2"))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         done = createlock()
         done.acquire(True)
         for round in range(5):
@@ -707,19 +718,16 @@ def test_a_finished_thread_gives_its_event_back(tmp_path):
             while getresources()[1]["events"] != 1:
                 sleep(0.01)
         log("five threads in turn")
-        """, before=("--restrictions", limits))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == b"five threads in turn"
+        """, change=("events 1000", "events 2"))
+    assert_printed(result, b"five threads in turn")
 
 
 def test_events_0_stops_the_program_before_it_runs(tmp_path):
-    limits = write_restrictions(tmp_path, base=RESTRICTIONS.replace("events 1000", "events 0"))
-    result = run_program(tmp_path, 'log("never")\n', before=("--restrictions", limits))
-    assert result.returncode == 1
+    result = run_restricted(tmp_path, 'log("never")\n', change=("events 1000", "events 0"))
     assert result.stdout == b""
     stderr = result.stderr.decode()
     assert stderr.startswith("repynet run: the program's main thread needs one 'events' item\n")
-    assert last_stderr_line(result).startswith("ResourceExhaustedError: ")
+    assert_uncaught(result, "ResourceExhaustedError")
 
 
 # --- restrictions take effect -----------------------------------------------------------
@@ -727,37 +735,29 @@ def test_events_0_stops_the_program_before_it_runs(tmp_path):
 
 def test_a_port_outside_the_default_is_forbidden(tmp_path):
     result = run_program(tmp_path, 'listenforconnection("127.0.0.1", 12345)\n')
-    assert result.returncode == 1
-    assert last_stderr_line(result).startswith("ResourceForbiddenError: ")
+    assert_uncaught(result, "ResourceForbiddenError")
 
 
 def test_a_restrictions_file_replaces_the_allowed_ports(tmp_path):
     [port] = free_ports(1, socket.SOCK_STREAM)
-    limits = write_restrictions(tmp_path, port_lines("connport", [port]))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         server = listenforconnection("127.0.0.1", int(callargs[0]))
         server.close()
         log("the file's port is allowed\\n")
         listenforconnection("127.0.0.1", 63100)
-        """, port, before=("--restrictions", limits))
-    assert result.returncode == 1
+        """, port, allow=[port], allow_kind="connport")
     assert result.stdout == b"the file's port is allowed\n"
-    assert last_stderr_line(result).startswith("ResourceForbiddenError: ")
+    assert_uncaught(result, "ResourceForbiddenError")
 
 
 def test_a_file_without_ports_forbids_every_port(tmp_path):
-    limits = write_restrictions(tmp_path)
-    result = run_program(tmp_path, 'listenformessage("127.0.0.1", 63100)\n',
-                         before=("--restrictions", limits))
-    assert result.returncode == 1
-    assert last_stderr_line(result).startswith("ResourceForbiddenError: ")
+    result = run_restricted(tmp_path, 'listenformessage("127.0.0.1", 63100)\n')
+    assert_uncaught(result, "ResourceForbiddenError")
 
 
 def test_insockets_limits_listeners(tmp_path):
     ports = free_ports(2)
-    limits = write_restrictions(tmp_path, port_lines("messport", ports),
-                                base=RESTRICTIONS.replace("insockets 500", "insockets 1"))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         first_port, second_port = int(callargs[0]), int(callargs[1])
         first = listenformessage("127.0.0.1", first_port)
         try:
@@ -767,19 +767,15 @@ def test_insockets_limits_listeners(tmp_path):
         first.close()
         listenformessage("127.0.0.1", second_port).close()
         log(", a listener after a close is fine")
-        """, *ports, before=("--restrictions", limits))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == b"second listener refused , a listener after a close is fine"
+        """, *ports, allow=ports, change=("insockets 500", "insockets 1"))
+    assert_printed(result, b"second listener refused , a listener after a close is fine")
 
 
 def test_a_rate_of_0_forbids_the_traffic_it_charges(tmp_path):
-    limits = write_restrictions(tmp_path, "resource messport 63132\n",
-                                base=RESTRICTIONS.replace("loopsend 10000000", "loopsend 0"))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         sendmessage("127.0.0.1", 63133, "x", "127.0.0.1", 63132)
-        """, before=("--restrictions", limits))
-    assert result.returncode == 1
-    assert last_stderr_line(result).startswith("ResourceForbiddenError: ")
+        """, allow=[63132], change=("loopsend 10000000", "loopsend 0"))
+    assert_uncaught(result, "ResourceForbiddenError")
 
 
 def test_a_throttled_rate_slows_the_program_down(tmp_path):
@@ -787,9 +783,7 @@ def test_a_throttled_rate_slows_the_program_down(tmp_path):
     # The bucket holds one second's worth, so the sends take at least
     # (8256 - 2000) / 2000 = 3.1 s; asserted with a margin, as a lower bound.
     ports = free_ports(2)
-    limits = write_restrictions(tmp_path, port_lines("messport", ports),
-                                base=RESTRICTIONS.replace("loopsend 10000000", "loopsend 2000"))
-    result = run_program(tmp_path, """\
+    result = run_restricted(tmp_path, """\
         client_port, server_port = int(callargs[0]), int(callargs[1])
         server = listenformessage("127.0.0.1", server_port)
         start = getruntime()
@@ -798,7 +792,7 @@ def test_a_throttled_rate_slows_the_program_down(tmp_path):
         elapsed = getruntime() - start
         server.close()
         log("%.3f" % elapsed)
-        """, *ports, before=("--restrictions", limits))
+        """, *ports, allow=ports, change=("loopsend 10000000", "loopsend 2000"))
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) >= 2.8
 
@@ -828,11 +822,8 @@ except ResourceForbiddenError:
 def test_local_address_options_set_getmyip_and_the_allowed_local_ips(tmp_path, options,
                                                                      expected):
     [port] = free_ports(1, host="127.0.0.2")
-    limits = write_restrictions(tmp_path, port_lines("messport", [port]))
-    result = run_program(tmp_path, SHOW_ADDRESSES, port,
-                         before=("--restrictions", limits, *options))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == expected
+    result = run_restricted(tmp_path, SHOW_ADDRESSES, port, allow=[port], options=options)
+    assert_printed(result, expected)
 
 
 def test_local_address_options_after_the_program_apply_too(tmp_path):
@@ -840,8 +831,7 @@ def test_local_address_options_after_the_program_apply_too(tmp_path):
     limits = write_restrictions(tmp_path, port_lines("messport", [port]))
     result = run_program(tmp_path, SHOW_ADDRESSES, "--ip", "127.0.0.2", "--nootherips",
                          "--restrictions", limits, port)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == b"127.0.0.2 , 127.0.0.2 allowed"
+    assert_printed(result, b"127.0.0.2 , 127.0.0.2 allowed")
 
 
 # --- the examples ----------------------------------------------------------------------
@@ -899,8 +889,7 @@ def test_plain_python_is_not_confined(tmp_path):
         except ResourceForbiddenError:
             log("repy call restricted, raw socket not")
         """)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == b"repy call restricted, raw socket not"
+    assert_printed(result, b"repy call restricted, raw socket not")
 
 
 def test_the_runner_works_from_any_directory(tmp_path):

@@ -49,12 +49,19 @@ def server():
 
 def _connected_pair(srv: repynet.TCPServerSocket, local_port: int = 63101,
                     ip: str = LO) -> tuple[repynet.TCPSocket, repynet.TCPSocket]:
+    """(client, accepted): a connection from ip:local_port to srv on ip:63100,
+    whose peer getconnection reports as ip:local_port."""
     client = repynet.openconnection(ip, _port(0), ip, local_port, 5)
     try:
-        _ip, _remote_port, accepted = _accept(srv)
+        peer_ip, peer_port, accepted = _accept(srv)
     except AssertionError:
         client.close()
         raise
+    if (peer_ip, peer_port) != (ip, local_port):
+        client.close()
+        accepted.close()
+        raise AssertionError(f"getconnection reported {peer_ip} {peer_port}, "
+                             f"not {ip} {local_port}")
     return client, accepted
 
 
@@ -566,12 +573,7 @@ def test_connect_and_exchange(connection):
 def test_getconnection_reports_the_peer(server):
     client = repynet.openconnection(LO, _port(0), LO, _port(7), 5)
     try:
-        for _ in range(200):
-            try:
-                ip, port, accepted = server.getconnection()
-                break
-            except errors.SocketWouldBlockError:
-                time.sleep(0.01)
+        ip, port, accepted = _accept(server)
         assert (ip, port) == (LO, _port(7))
         accepted.close()
     finally:
@@ -636,10 +638,8 @@ def test_listen_close_listen(family, closing):
     assert accepted.close() is True
     srv = repynet.listenforconnection(family, _port(0))
     closing(srv)
-    closing(repynet.openconnection(family, _port(0), family, _port(2), 1))
-    ip, port, again = _accept(srv)
-    closing(again)
-    assert (ip, port) == (family, _port(2))
+    for sock in _connected_pair(srv, _port(2), family):  # asserts the peer
+        closing(sock)
 
 
 def test_timeout_against_a_listener_that_never_accepts(family):
@@ -770,12 +770,7 @@ def test_peer_close_gives_closed_remote_repeatedly_without_a_local_close(connect
 def test_peer_reset_closes_internally(server):
     raw = socket.create_connection((LO, _port(0)))
     try:
-        for _ in range(200):
-            try:
-                _ip, _port_, accepted = server.getconnection()
-                break
-            except errors.SocketWouldBlockError:
-                time.sleep(0.01)
+        _ip, _port_, accepted = _accept(server)
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     finally:
         raw.close()
@@ -846,12 +841,7 @@ def test_text_mode_round_trip_and_inheritance():
     srv = text_api.listenforconnection(LO, _port(0))
     client = repynet.openconnection(LO, _port(0), LO, _port(1), 5)  # a bytes-mode user
     try:
-        for _ in range(200):
-            try:
-                _ip, _p, accepted = srv.getconnection()
-                break
-            except errors.SocketWouldBlockError:
-                time.sleep(0.01)
+        _ip, _p, accepted = _accept(srv)
         client.send("caf\xe9 \x00\xff".encode("latin-1"))
         got = ""
         while len(got) < 7:
