@@ -269,8 +269,40 @@ int repynet_arg_long(repynet_state *state, PyObject *arg, const char *what,
 /* A port: an int in 1..65535. */
 int repynet_arg_port(repynet_state *state, PyObject *arg, const char *what,
                      uint16_t *out);
+/* A size (recv's, D18): an int of at least 1; one above max, however
+ * large, reads as max. */
+int repynet_arg_size(repynet_state *state, PyObject *arg, const char *what,
+                     long max, long *out);
 /* A timeout (D6): int or float, not bool, finite and > 0. */
 int repynet_arg_timeout(repynet_state *state, PyObject *arg, double *out);
+/* A datagram's payload within the UDP cap (spec 2.3 step 9, D14). */
+int repynet_arg_datagram_size(repynet_state *state, const Py_buffer *view);
+/* The local and the destination IP of the same family (D21: checked once
+ * the bind proved the local IP is ours). */
+int repynet_arg_same_family(repynet_state *state, const rn_tuple_t *key);
+
+/* sendmessage's and openconnection's arguments as given: both ends and the
+ * one other argument, the message (sendmessage; timeout NULL) or the
+ * timeout (openconnection; message NULL). */
+typedef struct {
+    PyObject *destip, *destport, *localip, *localport;
+    PyObject *message, *timeout;
+} repynet_ends_given;
+/* ... and as checked. */
+typedef struct {
+    rn_tuple_t key;    /* local and remote end */
+    Py_buffer message; /* release with repynet_release_data */
+    double timeout;
+} repynet_ends_checked;
+/*
+ * The argument checks the two calls share, in the spec's order (2.3 steps
+ * 1-6, 2.5 steps 1-7): the ends' types, the other argument's type (the
+ * message is read in the call's mode, text), the ends' values, the
+ * timeout's value, then the ends must differ.  0, or -1 with
+ * RepyArgumentError set and no message held.
+ */
+int repynet_arg_ends(repynet_state *state, const repynet_ends_given *given,
+                     int text, repynet_ends_checked *out);
 /*
  * Payload (D1): any bytes-like object; in text mode also a str whose
  * characters are all <= U+00FF, read in place (one byte a character).
@@ -355,11 +387,26 @@ int repynet_queue_exec(PyObject *module); /* py_queue.c */
 
 /* --- py_v1.c: the Repy V1 call style (repynet/v1.py) ---------------------- */
 
-/* py_api.c's bind-and-connect loop until key is connected or timeout
+/* py_api.c's connect: waits for the send and receive rates (spec 2.5
+ * step 10), then binds and connects until key is connected or timeout
  * seconds pass (GIL released while waiting): the fd, or -1 with an
  * exception set.  key->local.port 0 lets the kernel pick the port. */
 int repynet_connect_until(repynet_state *state, const rn_tuple_t *key,
                           double timeout);
+/* What follows a connect (spec 2.5 steps 12-13): wraps the connected fd,
+ * for which the caller took an outsocket, in a TCP socket object, filling
+ * in the local end the kernel picked when key leaves it open (port 0 or
+ * the any address), then charges the connect.  On failure the fd is
+ * closed and the outsocket given back.  New reference, or NULL. */
+PyObject *repynet_connected_socket(repynet_state *state, int fd, int text,
+                                   rn_tuple_t *key);
+/* py_api.c's datagram send (spec 2.3 steps 12-13): sends view to dest from
+ * fd, waiting (GIL released) while the socket is full, then charges it.
+ * own_socket: fd is the call's own socket, held as an outsocket while it
+ * sends (D11).  The bytes sent, or -1 with an exception set. */
+ssize_t repynet_send_datagram(repynet_state *state, int fd,
+                              const Py_buffer *view, const rn_endpoint_t *dest,
+                              int own_socket);
 int repynet_v1_exec(PyObject *module);
 
 #endif /* REPYNET_GLUE_H */

@@ -373,10 +373,6 @@ v1_local_address(repynet_state *state, PyObject *localip, sa_family_t family,
         rn_addr_any(family, out);
         return 0;
     }
-    if (!PyUnicode_Check(localip)) {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT, "localip must be a str");
-        return -1;
-    }
     if (repynet_arg_address(state, localip, "localip", out) < 0)
         return -1;
     return repynet_check_localip(state, out, localip);
@@ -392,51 +388,36 @@ static PyObject *
 v1_openconn(PyObject *module, PyObject *args)
 {
     repynet_state *state = repynet_get_state(module);
-    PyObject *destip, *localip;
-    int text, destport, localport;
+    PyObject *destip, *destport, *localip, *localport, *timeout_arg;
+    int text;
+    long local_port;
     double timeout;
     rn_tuple_t key;
 
-    if (!PyArg_ParseTuple(args, "pUiOid:_v1_openconn", &text, &destip,
-                          &destport, &localip, &localport, &timeout))
+    if (!PyArg_ParseTuple(args, "pOOOOO:_v1_openconn", &text, &destip,
+                          &destport, &localip, &localport, &timeout_arg))
         return NULL;
     memset(&key, 0, sizeof(key));
-    if (repynet_arg_address(state, destip, "destip", &key.remote.addr) < 0)
+    if (repynet_arg_address(state, destip, "destip", &key.remote.addr) < 0 ||
+        repynet_arg_port(state, destport, "destport", &key.remote.port) < 0 ||
+        repynet_arg_long(state, localport, "localport", 0, 65535,
+                         &local_port) < 0 ||
+        repynet_arg_timeout(state, timeout_arg, &timeout) < 0)
         return NULL;
-    if (destport < 1 || destport > 65535 || localport < 0 ||
-        localport > 65535 || !(timeout > 0.0))
-        return repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                             "bad port or timeout");
-    key.remote.port = (uint16_t)destport;
-    key.local.port = (uint16_t)localport;
+    key.local.port = (uint16_t)local_port;
     if (v1_local_address(state, localip, key.remote.addr.family,
                          &key.local.addr) < 0)
         return NULL;
-    if (localport != 0 && repynet_check_port(state, 1, key.local.port) < 0)
+    if (local_port != 0 && repynet_check_port(state, 1, key.local.port) < 0)
         return NULL;
     if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0)
         return NULL;
-    int loopback = rn_addr_is_loopback(&key.remote.addr);
-    if (repynet_charge_send(state, loopback, 0.0) < 0 ||
-        repynet_charge_recv(state, loopback, 0.0) < 0)
-        goto error;
     int fd = repynet_connect_until(state, &key, timeout);
-    if (fd < 0)
-        goto error;
-    int rc = rn_sock_local(fd, &key.local.addr, &key.local.port);
-    if (rc < 0) {
-        rn_sock_close(fd);
-        repynet_raise_chained(state, REPYNET_EXC_INTERNAL, rc, "getsockname");
-        goto error;
+    if (fd < 0) {
+        rn_counter_release(&state->resources->outsockets);
+        return NULL;
     }
-    PyObject *sock = repynet_tcp_socket_new(state, fd, text, &key);
-    if (sock == NULL)
-        goto error;
-    repynet_charge_after(state, loopback, 128.0, 64.0);
-    return sock;
-error:
-    rn_counter_release(&state->resources->outsockets);
-    return NULL;
+    return repynet_connected_socket(state, fd, text, &key);
 }
 
 /*
@@ -448,68 +429,34 @@ static PyObject *
 v1_sendmess(PyObject *module, PyObject *args)
 {
     repynet_state *state = repynet_get_state(module);
-    PyObject *destip, *message, *localip, *result = NULL;
-    int text, destport, fd = -1;
-    rn_addr_t dest, local;
+    PyObject *destip, *destport, *message, *localip;
+    int text;
+    rn_endpoint_t dest;
+    rn_addr_t local;
     Py_buffer view = {.obj = NULL};
-    ssize_t sent;
 
-    if (!PyArg_ParseTuple(args, "pUiOO:_v1_sendmess", &text, &destip,
+    if (!PyArg_ParseTuple(args, "pOOOO:_v1_sendmess", &text, &destip,
                           &destport, &message, &localip))
         return NULL;
     if (repynet_arg_data(state, message, text, &view) < 0)
         return NULL;
-    if (repynet_arg_address(state, destip, "destip", &dest) < 0 ||
-        v1_local_address(state, localip, dest.family, &local) < 0)
+    ssize_t sent = -1;
+    if (repynet_arg_address(state, destip, "destip", &dest.addr) < 0 ||
+        v1_local_address(state, localip, dest.addr.family, &local) < 0 ||
+        repynet_arg_port(state, destport, "destport", &dest.port) < 0 ||
+        repynet_arg_datagram_size(state, &view) < 0 ||
+        repynet_charge_send(state, rn_addr_is_loopback(&dest.addr), 0.0) < 0)
         goto done;
-    if (destport < 1 || destport > 65535) {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT, "bad destport");
-        goto done;
-    }
-    if (view.len > RN_UDP_MAX_PAYLOAD) {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                      "Provided message is too long: %zd bytes, the limit "
-                      "is %d", view.len, RN_UDP_MAX_PAYLOAD);
-        goto done;
-    }
-    int loopback = rn_addr_is_loopback(&dest);
-    if (repynet_charge_send(state, loopback, 0.0) < 0)
-        goto done;
-    fd = rn_udp_bound(&local, 0);
+    int fd = rn_udp_bound(&local, 0);
     if (fd < 0) {
         repynet_raise_errno(state, REPYNET_CALL_SENDMESSAGE, fd, "bind");
         goto done;
     }
-    if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0)
-        goto done;
-    for (;;) {
-        sent = rn_sendto(fd, view.buf, (size_t)view.len, &dest,
-                         (uint16_t)destport);
-        if (sent >= 0 || repynet_errno_class(REPYNET_CALL_SENDMESSAGE,
-                                             (int)sent) != REPYNET_EXC_RETRY)
-            break;
-        int rc;
-        Py_BEGIN_ALLOW_THREADS
-        rc = rn_wait_fd(fd, POLLOUT, 1000);
-        Py_END_ALLOW_THREADS
-        if (rc == -EINTR && PyErr_CheckSignals() < 0)
-            break;
-    }
-    rn_counter_release(&state->resources->outsockets);
-    if (PyErr_Occurred())
-        goto done;
-    if (sent < 0) {
-        repynet_raise_errno(state, REPYNET_CALL_SENDMESSAGE, (int)sent,
-                            "sendto");
-        goto done;
-    }
-    repynet_charge_after(state, loopback, 64.0 + (double)sent, 0.0);
-    result = PyLong_FromSsize_t(sent);
+    sent = repynet_send_datagram(state, fd, &view, &dest, 1);
+    close(fd);
 done:
-    if (fd >= 0)
-        close(fd);
     repynet_release_data(&view);
-    return result;
+    return sent < 0 ? NULL : PyLong_FromSsize_t(sent);
 }
 
 /*
