@@ -185,6 +185,21 @@ repynet_raise_errno(repynet_state *state, repynet_call_t call, int err,
     return NULL;
 }
 
+PyObject *
+repynet_raise_oserror(PyObject *cls, int err)
+{
+    int code = err < 0 ? -err : err;
+    /* OSError's constructor picks the subclass errno names; an explicit
+     * class keeps the errno all the same. */
+    PyObject *instance = PyObject_CallFunction(cls != NULL ? cls : PyExc_OSError,
+                                               "is", code, strerror(code));
+    if (instance != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(instance), instance);
+        Py_DECREF(instance);
+    }
+    return NULL;
+}
+
 /* --- Python-visible functions ----------------------------------------- */
 
 static PyObject *

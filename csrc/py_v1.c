@@ -122,10 +122,8 @@ ready_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, ":ReadyQueue", kwlist))
         return NULL;
     int rc = rn_port_get(&port);
-    if (rc < 0) {
-        errno = -rc;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
+    if (rc < 0)
+        return repynet_raise_oserror(NULL, rc);
     ReadyQueueObject *q = (ReadyQueueObject *)type->tp_alloc(type, 0);
     if (q == NULL) {
         Py_BEGIN_ALLOW_THREADS
@@ -194,10 +192,8 @@ ready_watch(ReadyQueueObject *q, PyObject *args)
     long key;
     if (!PyArg_ParseTuple(args, "il:watch", &fd, &key))
         return NULL;
-    if (fd < 0) {
-        errno = EBADF;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
+    if (fd < 0)
+        return repynet_raise_oserror(NULL, EBADF);
     if (find_watch(q, key) != NULL) {
         PyErr_Format(PyExc_ValueError, "key %ld is already watched", key);
         return NULL;
@@ -238,10 +234,8 @@ ready_arm(ReadyQueueObject *q, PyObject *arg)
     int rc = rn_port_add(q->port, EPOLLIN, w->fd, v1_on_ready, w);
     if (rc == -EBUSY)
         Py_RETURN_NONE; /* already armed */
-    if (rc < 0) {
-        errno = -rc;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
+    if (rc < 0)
+        return repynet_raise_oserror(NULL, rc);
     Py_RETURN_NONE;
 }
 
@@ -483,8 +477,7 @@ v1_poll(int fd, short events, int wake_fd)
         if (rc >= 0)
             return fds[1].revents != 0 ? 0 : 1;
         if (err != EINTR) {
-            errno = err;
-            PyErr_SetFromErrno(PyExc_OSError);
+            repynet_raise_oserror(NULL, err);
             return -1;
         }
         if (PyErr_CheckSignals() < 0)
@@ -569,7 +562,7 @@ v1_wake_fd(PyObject *module, PyObject *unused)
 {
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0)
-        return PyErr_SetFromErrno(PyExc_OSError);
+        return repynet_raise_oserror(NULL, errno);
     return PyLong_FromLong(fd);
 }
 
@@ -584,7 +577,7 @@ v1_wake(PyObject *module, PyObject *arg)
         return NULL;
     /* EAGAIN cannot happen: the counter stays far below its maximum. */
     if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        return PyErr_SetFromErrno(PyExc_OSError);
+        return repynet_raise_oserror(NULL, errno);
     Py_RETURN_NONE;
 }
 
