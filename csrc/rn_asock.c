@@ -406,6 +406,36 @@ check_buffers(const rn_asock_buffer_t *buffers, uint32_t count,
     return 0;
 }
 
+/* The argument checks of a send and a receive: 0, or -EINVAL. */
+static int
+check_request(const rn_asock_t *sock, const rn_asock_buffer_t *buffers,
+              uint32_t count, bool has_callback)
+{
+    uint64_t total;
+
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_043 */
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_064 */
+    if (sock == NULL)
+        return -EINVAL;
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_044 */
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_065 */
+    if (buffers == NULL)
+        return -EINVAL;
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_045 */
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_066 */
+    if (count == 0)
+        return -EINVAL;
+    if (check_buffers(buffers, count, &total) < 0)
+        return -EINVAL;
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_049 */
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_070 */
+    if (!has_callback)
+        return -EINVAL;
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_050 (context may be NULL) */
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_071 (context may be NULL) */
+    return 0;
+}
+
 /*
  * Writes what is left of op.  0 when all of it went out, else -errno
  * (-EAGAIN: the socket is full; the progress is kept in op).
@@ -501,24 +531,9 @@ rn_asock_send(rn_asock_t *sock, const rn_asock_buffer_t *buffers,
               uint32_t buffer_count, rn_asock_on_send on_send, void *context)
 {
     rn_fifo_t done = {NULL, NULL};
-    int result;
-    uint64_t total;
-
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_043 */
-    if (sock == NULL)
-        return -EINVAL;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_044 */
-    if (buffers == NULL)
-        return -EINVAL;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_045 */
-    if (buffer_count == 0)
-        return -EINVAL;
-    if (check_buffers(buffers, buffer_count, &total) < 0)
-        return -EINVAL;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_049 */
-    if (on_send == NULL)
-        return -EINVAL;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_050 (context may be NULL) */
+    int result = check_request(sock, buffers, buffer_count, on_send != NULL);
+    if (result < 0)
+        return result;
 
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_056 */
     /* Allocated before anything is written, so a failed allocation can
@@ -607,24 +622,9 @@ rn_asock_receive_async(rn_asock_t *sock, rn_asock_buffer_t *buffers,
                        uint32_t buffer_count, rn_asock_on_receive on_receive,
                        void *context)
 {
-    uint64_t total;
-    int rc = 0;
-
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_064 */
-    if (sock == NULL)
-        return -EINVAL;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_065 */
-    if (buffers == NULL)
-        return -EINVAL;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_066 */
-    if (buffer_count == 0)
-        return -EINVAL;
-    if (check_buffers(buffers, buffer_count, &total) < 0)
-        return -EINVAL;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_070 */
-    if (on_receive == NULL)
-        return -EINVAL;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_071 (context may be NULL) */
+    int rc = check_request(sock, buffers, buffer_count, on_receive != NULL);
+    if (rc < 0)
+        return rc;
 
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_073 */
     struct rn_asock_op *op =

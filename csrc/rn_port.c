@@ -5,6 +5,10 @@
  * SRS_COMPLETION_PORT_LINUX_11_xxx and repynet's accepted amendments
  * 99_001..99_009).  Design: docs/design-core.md.
  *
+ * Also here: the FIFOs of completions (rn_fifo_t, and rn_signal_fifo_t
+ * whose eventfd is readable while it holds items), which rn_asock.c's
+ * operation queues and py_queue.c's completion queue are built on.
+ *
  * Registration table.  The port keeps one entry per fd, in an array indexed
  * by fd (no global list).  An entry has a read slot and a write slot, each
  * holding at most one armed callback.  The kernel registration is always
