@@ -425,12 +425,19 @@ datagram_source(repynet_state *state, const rn_tuple_t *key,
 {
     rn_tuple_t local;
     rn_tuple_local(&local, &key->local.addr, key->local.port);
+    int fd;
     *listener = rn_table_lookup(state->udp_listeners, &local);
-    int fd = *listener != NULL ? repynet_socket_use(*listener)
-                               : rn_udp_bound(&key->local.addr, key->local.port);
-    if (fd < 0) {
-        raise_setup_error(state, REPYNET_CALL_SENDMESSAGE, fd, &local, "bind");
-        return -1;
+    if (*listener != NULL) {
+        /* Open: a closed listener has left the table. */
+        fd = repynet_socket_use(*listener);
+    }
+    else {
+        fd = rn_udp_bound(&key->local.addr, key->local.port);
+        if (fd < 0) {
+            raise_setup_error(state, REPYNET_CALL_SENDMESSAGE, fd, &local,
+                              "bind");
+            return -1;
+        }
     }
     /* D21: a listener or a bind proved localip is ours; only now is a
      * mismatch an argument error. */

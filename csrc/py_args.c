@@ -7,6 +7,14 @@
  * messages show an argument through repynet_arg_text() only, which reads
  * the same exact value, so a message never runs user code either and never
  * holds more than the first REPYNET_ARG_TEXT_MAX characters of it.
+ *
+ * Each message is written here once, so a call checks an argument by
+ * calling the function for its kind, in the spec's order; the calls
+ * sendmessage and openconnection share their whole prologue
+ * (repynet_arg_ends).  The private types (CompletionQueue, AsyncSocket,
+ * ReadyQueue) and the configuration functions (_apply_restrictions and
+ * the like) serve repynet's own Python code and check their arguments
+ * themselves, with Python's exceptions.
  */
 #include "_repynet.h"
 
