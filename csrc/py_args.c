@@ -358,7 +358,10 @@ repynet_arg_ends(repynet_state *state, const repynet_ends_given *given,
 {
     rn_tuple_t *key = &out->key;
 
-    memset(out, 0, sizeof(*out));
+    /* Zeroed whole, padding included, like every key the tables see. */
+    memset(key, 0, sizeof(*key));
+    out->message.obj = NULL;
+    out->timeout = 0.0;
     if (repynet_arg_str(state, given->destip, "destip") < 0 ||
         repynet_arg_str(state, given->localip, "localip") < 0 ||
         repynet_arg_int(state, given->destport, "destport") < 0 ||
