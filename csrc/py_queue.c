@@ -46,7 +46,7 @@ typedef struct AsyncSocketObject AsyncSocketObject;
 
 /* One operation, from send_async/receive_async until drain() delivers it. */
 typedef struct pyq_op {
-    rn_fifo_link_t link;          /* first: in its queue's done fifo */
+    rn_fifo_link_t link;          /* first (a link is its op): in done */
     CompletionQueueObject *queue; /* strong */
     PyObject *token;              /* strong */
     Py_buffer view;               /* export held until delivered */
@@ -228,7 +228,7 @@ queue_drain(CompletionQueueObject *q, PyObject *unused)
         n++;
     PyObject *result = PyList_New(n);
     if (result == NULL) {
-        rn_signal_fifo_put_back(&q->done, &list->link);
+        rn_signal_fifo_put_back(&q->done, (rn_fifo_link_t *)list);
         return NULL;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -237,7 +237,7 @@ queue_drain(CompletionQueueObject *q, PyObject *unused)
                                        (unsigned long)op->nbytes);
         if (item == NULL) {
             /* Keep what was not delivered for the next drain. */
-            rn_signal_fifo_put_back(&q->done, &list->link);
+            rn_signal_fifo_put_back(&q->done, (rn_fifo_link_t *)list);
             Py_DECREF(result);
             return NULL;
         }
