@@ -35,8 +35,8 @@
 
 /* One watched listener fd. */
 typedef struct v1_watch {
-    struct v1_watch *next;       /* the queue's list of watches */
-    struct v1_watch *ready_next; /* the queue's ready FIFO */
+    rn_fifo_link_t ready_link; /* first (a link is its watch): in ready */
+    struct v1_watch *next;     /* the queue's list of watches */
     struct ReadyQueueObject *queue;
     long key;
     int fd;
@@ -50,7 +50,7 @@ typedef struct ReadyQueueObject {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     v1_watch *watches;                  /* guarded by lock */
-    v1_watch *ready_head, *ready_tail;  /* guarded by lock */
+    rn_fifo_t ready;                    /* guarded by lock */
     int closed;                         /* guarded by lock */
 } ReadyQueueObject;
 
@@ -67,12 +67,7 @@ v1_on_ready(void *context, rn_port_action_t action)
     pthread_mutex_lock(&q->lock);
     if (!w->ready) {
         w->ready = 1;
-        w->ready_next = NULL;
-        if (q->ready_tail != NULL)
-            q->ready_tail->ready_next = w;
-        else
-            q->ready_head = w;
-        q->ready_tail = w;
+        rn_fifo_push(&q->ready, &w->ready_link);
         pthread_cond_signal(&q->changed);
     }
     pthread_mutex_unlock(&q->lock);
@@ -84,14 +79,7 @@ v1_unready(ReadyQueueObject *q, v1_watch *w)
 {
     if (!w->ready)
         return;
-    v1_watch **link = &q->ready_head, *prev = NULL;
-    while (*link != w) {
-        prev = *link;
-        link = &(*link)->ready_next;
-    }
-    *link = w->ready_next;
-    if (q->ready_tail == w)
-        q->ready_tail = prev;
+    (void)rn_fifo_unlink(&q->ready, &w->ready_link);
     w->ready = 0;
 }
 
@@ -283,11 +271,8 @@ ready_get(ReadyQueueObject *q, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&q->lock);
     for (;;) {
-        if (q->ready_head != NULL) {
-            v1_watch *w = q->ready_head;
-            q->ready_head = w->ready_next;
-            if (q->ready_head == NULL)
-                q->ready_tail = NULL;
+        v1_watch *w = (v1_watch *)rn_fifo_pop(&q->ready);
+        if (w != NULL) {
             w->ready = 0;
             key = w->key;
             have = 1;
