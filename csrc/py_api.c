@@ -10,12 +10,24 @@
  * table (py_errors.c).
  */
 #include "_repynet.h"
+#include "py_api.h"
+#include "py_args.h"
+#include "py_errors.h"
+#include "py_limits.h"
+#include "py_sockets.h"
 
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
+
+/* The API object: the six calls, in bytes or text mode. */
+typedef struct {
+    PyObject_HEAD
+    repynet_state *state;
+    int text;
+} NetworkApiObject;
 
 /* --- shared steps ------------------------------------------------------------ */
 
@@ -762,8 +774,8 @@ static PyType_Spec api_spec = {
 };
 
 /* _set_probe_addresses(v4, v6): where getmyip looks for a route (D19). */
-static PyObject *
-set_probe_addresses(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+PyObject *
+repynet__set_probe_addresses(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     repynet_state *state = repynet_get_state(module);
     if (nargs != 2) {
@@ -781,20 +793,12 @@ set_probe_addresses(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-get_probe_addresses(PyObject *module, PyObject *unused)
+PyObject *
+repynet__probe_addresses(PyObject *module, PyObject *unused)
 {
     repynet_state *state = repynet_get_state(module);
     return Py_BuildValue("(OO)", state->probes_v4, state->probes_v6);
 }
-
-static PyMethodDef api_module_methods[] = {
-    {"_set_probe_addresses", (PyCFunction)(void (*)(void))set_probe_addresses,
-     METH_FASTCALL, "Set the getmyip probe addresses (v4, v6)."},
-    {"_probe_addresses", get_probe_addresses, METH_NOARGS,
-     "The getmyip probe addresses (v4, v6)."},
-    {NULL, NULL, 0, NULL},
-};
 
 int
 repynet_api_exec(PyObject *module)
@@ -814,9 +818,10 @@ repynet_api_exec(PyObject *module)
         return -1;
     if (PyModule_AddObjectRef(module, "NetworkAPI", (PyObject *)state->api_type) < 0)
         return -1;
-    return PyModule_AddFunctions(module, api_module_methods);
+    return 0;
 }
 
+/* For py_v1.c too (see py_api.h). */
 int
 repynet_connect_until(repynet_state *state, const rn_tuple_t *key,
                       double timeout)

@@ -17,6 +17,8 @@
  * themselves, with Python's exceptions.
  */
 #include "_repynet.h"
+#include "py_args.h"
+#include "py_errors.h"
 
 #include <math.h>
 
@@ -412,8 +414,8 @@ repynet_format_address(repynet_state *state, const rn_addr_t *addr)
 }
 
 /* _parse_address(text) -> (family, canonical text); for tests. */
-static PyObject *
-parse_address(PyObject *module, PyObject *arg)
+PyObject *
+repynet__parse_address(PyObject *module, PyObject *arg)
 {
     repynet_state *state = repynet_get_state(module);
     rn_addr_t addr;
@@ -425,16 +427,4 @@ parse_address(PyObject *module, PyObject *arg)
     if (canonical == NULL)
         return NULL;
     return Py_BuildValue("(iN)", family, canonical);
-}
-
-static PyMethodDef args_methods[] = {
-    {"_parse_address", parse_address, METH_O,
-     "Parse an IP literal as the API does: (family, canonical text)."},
-    {NULL, NULL, 0, NULL},
-};
-
-int
-repynet_args_exec(PyObject *module)
-{
-    return PyModule_AddFunctions(module, args_methods);
 }

@@ -5,6 +5,8 @@
  * in module state so that raising one runs no Python frame.
  */
 #include "_repynet.h"
+#include "py_args.h"
+#include "py_errors.h"
 
 #include <string.h>
 
@@ -205,8 +207,8 @@ repynet_raise_oserror(PyObject *cls, int err)
 
 /* --- Python-visible functions ----------------------------------------- */
 
-static PyObject *
-register_exceptions(PyObject *module, PyObject *namespace)
+PyObject *
+repynet__register_exceptions(PyObject *module, PyObject *namespace)
 {
     repynet_state *state = repynet_get_state(module);
     PyObject *classes[REPYNET_EXC_COUNT] = {NULL};
@@ -244,8 +246,8 @@ static const char *const call_names[REPYNET_CALL_COUNT] = {
 };
 
 /* _errno_class(call, errno) -> class, "retry" or "conflict"; for tests. */
-static PyObject *
-errno_class(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+PyObject *
+repynet__errno_class(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *call_name;
     int err;
@@ -275,27 +277,11 @@ errno_class(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* _errno_group(errno) -> the group name of spec 1.3; for tests. */
-static PyObject *
-errno_group(PyObject *module, PyObject *arg)
+PyObject *
+repynet__errno_group(PyObject *module, PyObject *arg)
 {
     int err;
     if (repynet_as_int(arg, &err) < 0)
         return NULL;
     return PyUnicode_FromString(rn_errgroup_name(rn_errno_group(err)));
-}
-
-static PyMethodDef errors_methods[] = {
-    {"_register_exceptions", register_exceptions, METH_O,
-     "Hand the Repy exception classes (a namespace with them as attributes) to C."},
-    {"_errno_class", (PyCFunction)(void (*)(void))errno_class, METH_FASTCALL,
-     "The Repy class an errno becomes in a call context (testing aid)."},
-    {"_errno_group", errno_group, METH_O,
-     "The OS-error group of an errno (testing aid)."},
-    {NULL, NULL, 0, NULL},
-};
-
-int
-repynet_errors_exec(PyObject *module)
-{
-    return PyModule_AddFunctions(module, errors_methods);
 }

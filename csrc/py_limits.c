@@ -7,6 +7,9 @@
  * while a rate is over its limit, and turns refusals into Repy exceptions.
  */
 #include "_repynet.h"
+#include "py_args.h"
+#include "py_errors.h"
+#include "py_limits.h"
 
 #include <errno.h>
 #include <ifaddrs.h>
@@ -170,8 +173,8 @@ repynet_send_limit(repynet_state *state, int loopback)
 }
 
 /* _rate_waits() -> seconds slept per rate since import. */
-static PyObject *
-rate_waits(PyObject *module, PyObject *unused)
+PyObject *
+repynet__rate_waits(PyObject *module, PyObject *unused)
 {
     repynet_resources *r = repynet_get_state(module)->resources;
     return Py_BuildValue("{s:d,s:d,s:d,s:d}",
@@ -399,8 +402,8 @@ read_rate(PyObject *limits, const char *key, double *out)
 }
 
 /* _apply_restrictions(limits): a dict from Restrictions._native_limits(). */
-static PyObject *
-apply_restrictions(PyObject *module, PyObject *limits)
+PyObject *
+repynet__apply_restrictions(PyObject *module, PyObject *limits)
 {
     repynet_state *state = repynet_get_state(module);
     repynet_resources *r = state->resources;
@@ -468,8 +471,8 @@ port_set(const rn_portset_t *ports)
 }
 
 /* _usage() -> the network part of getresources()'s usage dict. */
-static PyObject *
-usage(PyObject *module, PyObject *unused)
+PyObject *
+repynet__usage(PyObject *module, PyObject *unused)
 {
     repynet_resources *r = repynet_get_state(module)->resources;
     return Py_BuildValue(
@@ -485,8 +488,8 @@ usage(PyObject *module, PyObject *unused)
         "messport", port_set(&r->messport_used));
 }
 
-static PyObject *
-event_acquire(PyObject *module, PyObject *unused)
+PyObject *
+repynet__event_acquire(PyObject *module, PyObject *unused)
 {
     repynet_state *state = repynet_get_state(module);
     if (repynet_acquire(state, &state->resources->events, "events") < 0)
@@ -494,16 +497,16 @@ event_acquire(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-event_release(PyObject *module, PyObject *unused)
+PyObject *
+repynet__event_release(PyObject *module, PyObject *unused)
 {
     rn_counter_release(&repynet_get_state(module)->resources->events);
     Py_RETURN_NONE;
 }
 
 /* _set_ip_preferences(entries, nootherips): spec 4.3; entries None = off. */
-static PyObject *
-set_ip_preferences(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+PyObject *
+repynet__set_ip_preferences(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     repynet_state *state = repynet_get_state(module);
     PyObject *entries;
@@ -550,20 +553,6 @@ set_ip_preferences(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-static PyMethodDef limits_methods[] = {
-    {"_apply_restrictions", apply_restrictions, METH_O,
-     "Put restrictions in force (a dict; see repynet.restrictions)."},
-    {"_usage", usage, METH_NOARGS, "The network usage counters."},
-    {"_rate_waits", rate_waits, METH_NOARGS,
-     "Seconds slept for each rate since import."},
-    {"_event_acquire", event_acquire, METH_NOARGS,
-     "Take one 'events' item or raise ResourceExhaustedError."},
-    {"_event_release", event_release, METH_NOARGS, "Give one 'events' item back."},
-    {"_set_ip_preferences", (PyCFunction)(void (*)(void))set_ip_preferences,
-     METH_FASTCALL, "Set the local-address preferences (spec 4.3)."},
-    {NULL, NULL, 0, NULL},
-};
-
 int
 repynet_limits_init(repynet_state *state)
 {
@@ -583,13 +572,6 @@ repynet_limits_init(repynet_state *state)
     rn_rate_init(&r->looprecv, 0.0, now);
     r->backlog = RN_TCP_DEFAULT_BACKLOG;
     state->resources = r;
-    state->tcp_conns = rn_table_new();
-    state->tcp_listeners = rn_table_new();
-    state->udp_listeners = rn_table_new();
-    if (!state->tcp_conns || !state->tcp_listeners || !state->udp_listeners) {
-        PyErr_NoMemory();
-        return -1;
-    }
     return 0;
 }
 
@@ -608,16 +590,4 @@ repynet_limits_free(repynet_state *state)
         PyMem_Free(r);
         state->resources = NULL;
     }
-    rn_table_free(state->tcp_conns);
-    rn_table_free(state->tcp_listeners);
-    rn_table_free(state->udp_listeners);
-    state->tcp_conns = state->tcp_listeners = state->udp_listeners = NULL;
-}
-
-int
-repynet_limits_exec(PyObject *module)
-{
-    if (repynet_limits_init(repynet_get_state(module)) < 0)
-        return -1;
-    return PyModule_AddFunctions(module, limits_methods);
 }

@@ -25,6 +25,8 @@
  * long.  Errors raise OSError with their errno (repynet_raise_oserror).
  */
 #include "_repynet.h"
+#include "py_errors.h"
+#include "py_queue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -610,8 +612,8 @@ static PyType_Spec asock_spec = {
 /* --- module functions -------------------------------------------------- */
 
 /* _port_fds() -> [epoll fd, eventfd] of the process's port, or []. */
-static PyObject *
-port_fds(PyObject *module, PyObject *unused)
+PyObject *
+repynet__port_fds(PyObject *module, PyObject *unused)
 {
     int fds[2];
     int n = rn_port_global_fds(fds);
@@ -635,8 +637,8 @@ port_fds(PyObject *module, PyObject *unused)
  * the buffers are released, then drops the process's port reference (the
  * worker stops once no socket uses it) with the GIL released.
  */
-static PyObject *
-async_shutdown(PyObject *module, PyObject *unused)
+PyObject *
+repynet__async_shutdown(PyObject *module, PyObject *unused)
 {
     repynet_state *state = repynet_get_state(module);
     PyObject *live = PyList_New(0);
@@ -666,15 +668,6 @@ async_shutdown(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static PyMethodDef queue_module_methods[] = {
-    {"_port_fds", port_fds, METH_NOARGS,
-     "The fds the process-wide completion port owns (epoll fd, eventfd); "
-     "[] when there is no port.  They live on by design."},
-    {"_async_shutdown", async_shutdown, METH_NOARGS,
-     "Close every AsyncSocket and release the completion port (atexit)."},
-    {NULL, NULL, 0, NULL},
-};
-
 int
 repynet_queue_exec(PyObject *module)
 {
@@ -696,8 +689,6 @@ repynet_queue_exec(PyObject *module)
     if (PyModule_AddIntConstant(module, "ASYNC_RESULT_OK", 0) < 0 ||
         PyModule_AddIntConstant(module, "ASYNC_RESULT_ERROR", 1) < 0 ||
         PyModule_AddIntConstant(module, "ASYNC_RESULT_ABANDONED", 2) < 0)
-        return -1;
-    if (PyModule_AddFunctions(module, queue_module_methods) < 0)
         return -1;
 
     /* Close the sockets before finalization, while Python still works. */

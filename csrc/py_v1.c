@@ -24,6 +24,12 @@
  * without the GIL.
  */
 #include "_repynet.h"
+#include "py_api.h"
+#include "py_args.h"
+#include "py_errors.h"
+#include "py_limits.h"
+#include "py_sockets.h"
+#include "py_v1.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -363,8 +369,8 @@ v1_local_address(repynet_state *state, PyObject *localip, sa_family_t family,
  * lets the kernel pick the port and skips the connport check (spec 8).  The
  * outsocket is taken before connecting, as V1 does.
  */
-static PyObject *
-v1_openconn(PyObject *module, PyObject *args)
+PyObject *
+repynet__v1_openconn(PyObject *module, PyObject *args)
 {
     repynet_state *state = repynet_get_state(module);
     PyObject *destip, *destport, *localip, *localport, *timeout_arg;
@@ -404,8 +410,8 @@ v1_openconn(PyObject *module, PyObject *args)
  * datagram from a socket of its own on an ephemeral local port (V1's
  * localport 0), charged as sendmessage is (spec 6.3, D11).
  */
-static PyObject *
-v1_sendmess(PyObject *module, PyObject *args)
+PyObject *
+repynet__v1_sendmess(PyObject *module, PyObject *args)
 {
     repynet_state *state = repynet_get_state(module);
     PyObject *destip, *destport, *message, *localip;
@@ -511,23 +517,23 @@ v1_blocking(PyObject *module, PyObject *args, const char *method,
 
 /* _v1_recv(sock, bytes, wake_fd): waits for data first (a V1 recv usually
  * has to), then reads. */
-static PyObject *
-v1_recv(PyObject *module, PyObject *args)
+PyObject *
+repynet__v1_recv(PyObject *module, PyObject *args)
 {
     return v1_blocking(module, args, "recv", POLLIN, 1);
 }
 
 /* _v1_send(sock, message, wake_fd): tries at once (a send usually fits),
  * waits only when the socket pushes back. */
-static PyObject *
-v1_send(PyObject *module, PyObject *args)
+PyObject *
+repynet__v1_send(PyObject *module, PyObject *args)
 {
     return v1_blocking(module, args, "send", POLLOUT, 0);
 }
 
 /* _v1_fileno(sock) -> the fd of a repynet socket object (-1 once closed). */
-static PyObject *
-v1_fileno(PyObject *module, PyObject *obj)
+PyObject *
+repynet__v1_fileno(PyObject *module, PyObject *obj)
 {
     repynet_state *state = repynet_get_state(module);
     PyTypeObject *type = Py_TYPE(obj);
@@ -542,8 +548,8 @@ v1_fileno(PyObject *module, PyObject *obj)
 
 /* _v1_wake_fd() -> a new eventfd (CLOEXEC, non-blocking) for a V1 socket's
  * waiters; os.eventfd is 3.10+ and repynet supports 3.9. */
-static PyObject *
-v1_wake_fd(PyObject *module, PyObject *unused)
+PyObject *
+repynet__v1_wake_fd(PyObject *module, PyObject *unused)
 {
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0)
@@ -553,8 +559,8 @@ v1_wake_fd(PyObject *module, PyObject *unused)
 
 /* _v1_wake(fd): makes a wake-up eventfd readable, for good (nobody reads
  * it), so every waiter, now or later, wakes at once. */
-static PyObject *
-v1_wake(PyObject *module, PyObject *arg)
+PyObject *
+repynet__v1_wake(PyObject *module, PyObject *arg)
 {
     int fd;
     uint64_t one = 1;
@@ -565,29 +571,6 @@ v1_wake(PyObject *module, PyObject *arg)
         return repynet_raise_oserror(NULL, errno);
     Py_RETURN_NONE;
 }
-
-static PyMethodDef v1_module_methods[] = {
-    {"_v1_openconn", v1_openconn, METH_VARARGS,
-     "_v1_openconn(text, destip, destport, localip, localport, timeout) -> "
-     "TCPSocket (localport 0: any port)."},
-    {"_v1_sendmess", v1_sendmess, METH_VARARGS,
-     "_v1_sendmess(text, destip, destport, message, localip) -> int (from "
-     "an ephemeral local port)."},
-    {"_v1_recv", v1_recv, METH_VARARGS,
-     "_v1_recv(sock, bytes, wake_fd): sock.recv(bytes), waiting (GIL "
-     "released) while it would block; SocketClosedLocal once wake_fd is "
-     "readable."},
-    {"_v1_send", v1_send, METH_VARARGS,
-     "_v1_send(sock, message, wake_fd): sock.send(message), waiting the "
-     "same way."},
-    {"_v1_fileno", v1_fileno, METH_O,
-     "_v1_fileno(sock) -> the fd of a repynet socket, -1 once closed."},
-    {"_v1_wake_fd", v1_wake_fd, METH_NOARGS,
-     "_v1_wake_fd() -> a new wake-up eventfd (CLOEXEC, non-blocking)."},
-    {"_v1_wake", v1_wake, METH_O,
-     "_v1_wake(fd): make a wake-up eventfd readable for good."},
-    {NULL, NULL, 0, NULL},
-};
 
 int
 repynet_v1_exec(PyObject *module)
@@ -600,5 +583,5 @@ repynet_v1_exec(PyObject *module)
     Py_DECREF(type);
     if (rc < 0)
         return -1;
-    return PyModule_AddFunctions(module, v1_module_methods);
+    return 0;
 }
