@@ -31,25 +31,29 @@ typedef struct {
 
 /* --- shared steps ------------------------------------------------------------ */
 
-/* The local end every listen/connect/send names: (localip, localport). */
-typedef struct {
-    rn_addr_t addr;
-    uint16_t port;
-} endpoint_args;
+/* The permission checks of a local end (spec 2.3 steps 7-8, 2.4 steps
+ * 5-6, 2.5 steps 8-9): localip allowed, then localport in connport (tcp)
+ * or messport. */
+static int
+local_permitted(repynet_state *state, PyObject *localip,
+                const rn_endpoint_t *local, int tcp)
+{
+    if (repynet_check_localip(state, &local->addr, localip) < 0)
+        return -1;
+    return repynet_check_port(state, tcp, local->port);
+}
 
 /* Steps shared by the listen calls: types, values, IP and port permission. */
 static int
 listen_args(repynet_state *state, PyObject *const *args, int tcp,
-            endpoint_args *local)
+            rn_endpoint_t *local)
 {
     if (repynet_arg_str(state, args[0], "localip") < 0 ||
         repynet_arg_int(state, args[1], "localport") < 0 ||
         repynet_arg_address(state, args[0], "localip", &local->addr) < 0 ||
-        repynet_arg_port(state, args[1], "localport", &local->port) < 0 ||
-        repynet_check_localip(state, &local->addr, args[0]) < 0 ||
-        repynet_check_port(state, tcp, local->port) < 0)
+        repynet_arg_port(state, args[1], "localport", &local->port) < 0)
         return -1;
-    return 0;
+    return local_permitted(state, args[0], local, tcp);
 }
 
 /*
@@ -112,14 +116,6 @@ raise_setup_error(repynet_state *state, repynet_call_t call, int err,
         return raise_conflict(state, call != REPYNET_CALL_LISTEN_UDP,
                               call == REPYNET_CALL_CONNECT, err, key);
     return repynet_raise_errno(state, call, err, syscall);
-}
-
-static PyObject *
-family_mismatch(repynet_state *state)
-{
-    return repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                         "Provided localip and destip are of different "
-                         "address families");
 }
 
 /* --- name resolution --------------------------------------------------------- */
@@ -369,73 +365,16 @@ wait_writable(repynet_state *state, int fd)
     return 0;
 }
 
-static PyObject *
-api_sendmessage(NetworkApiObject *self, PyObject *const *args,
-                Py_ssize_t nargs, PyObject *kwnames)
+ssize_t
+repynet_send_datagram(repynet_state *state, int fd, const Py_buffer *view,
+                      const rn_endpoint_t *dest, int own_socket)
 {
-    repynet_state *state = self->state;
-    endpoint_args dest, local;
-    Py_buffer view = {.obj = NULL};
-    PyObject *result = NULL, *listener = NULL;
-    int fd = -1, temporary = 0;
-
-    if (repynet_check_arity(state, "sendmessage", nargs, kwnames, 5) < 0 ||
-        repynet_arg_str(state, args[0], "destip") < 0 ||
-        repynet_arg_str(state, args[3], "localip") < 0 ||
-        repynet_arg_int(state, args[1], "destport") < 0 ||
-        repynet_arg_int(state, args[4], "localport") < 0 ||
-        repynet_arg_data(state, args[2], self->text, &view) < 0)
-        return NULL;
-    if (repynet_arg_address(state, args[0], "destip", &dest.addr) < 0 ||
-        repynet_arg_address(state, args[3], "localip", &local.addr) < 0 ||
-        repynet_arg_port(state, args[1], "destport", &dest.port) < 0 ||
-        repynet_arg_port(state, args[4], "localport", &local.port) < 0)
-        goto done;
-    if (dest.port == local.port && rn_addr_equal(&dest.addr, &local.addr)) {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                      "Local and destination address and port are the same");
-        goto done;
-    }
-    if (repynet_check_localip(state, &local.addr, args[3]) < 0 ||
-        repynet_check_port(state, 0, local.port) < 0)
-        goto done;
-    if (view.len > RN_UDP_MAX_PAYLOAD) {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                      "Provided message is too long: %zd bytes, the limit "
-                      "is %d", view.len, RN_UDP_MAX_PAYLOAD);
-        goto done;
-    }
-    int loopback = rn_addr_is_loopback(&dest.addr);
-    if (repynet_charge_send(state, loopback, 0.0) < 0)
-        goto done;
-
-    /* Replies reach a listener on the same pair: send from it (spec 2.3).
-     * It stays in use (its fd open) while the call runs, even if another
-     * thread closes it during a wait (D32). */
-    rn_tuple_t key;
-    rn_tuple_local(&key, &local.addr, local.port);
-    listener = rn_table_lookup(state->udp_listeners, &key);
-    if (listener != NULL) {
-        fd = repynet_socket_use(listener);
-    }
-    else {
-        fd = rn_udp_bound(&local.addr, local.port);
-        if (fd < 0) {
-            raise_setup_error(state, REPYNET_CALL_SENDMESSAGE, fd, &key, "bind");
-            goto done;
-        }
-        temporary = 1;
-    }
-    if (local.addr.family != dest.addr.family) {
-        family_mismatch(state);
-        goto done;
-    }
     /* D11: the outsocket is held only while the call runs. */
-    if (temporary &&
+    if (own_socket &&
         repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0)
-        goto done;
-    rn_io_t io = {.op = RN_IO_SENDTO, .buf = view.buf, .len = (size_t)view.len,
-                  .peer = dest.addr, .peer_port = dest.port};
+        return -1;
+    rn_io_t io = {.op = RN_IO_SENDTO, .buf = view->buf, .len = (size_t)view->len,
+                  .peer = dest->addr, .peer_port = dest->port};
     ssize_t sent;
     for (;;) {
         sent = rn_sock_io(fd, &io);
@@ -445,24 +384,110 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
         if (wait_writable(state, fd) < 0)
             break;
     }
-    if (temporary)
+    if (own_socket)
         rn_counter_release(&state->resources->outsockets);
     if (PyErr_Occurred())
-        goto done;
+        return -1;
     if (sent < 0) {
         repynet_raise_errno(state, REPYNET_CALL_SENDMESSAGE, (int)sent, "sendto");
-        goto done;
+        return -1;
     }
-    repynet_charge_after(state, loopback, 64.0 + (double)sent, 0.0);
+    repynet_charge_after(state, rn_addr_is_loopback(&dest->addr),
+                         64.0 + (double)sent, 0.0);
+    return sent;
+}
+
+/* Spec 2.3 steps 0-10: the arguments, the permissions, the size cap, then
+ * the wait for the send rate.  0, or -1 with an exception and no message
+ * held. */
+static int
+sendmessage_checks(NetworkApiObject *self, PyObject *const *args,
+                   Py_ssize_t nargs, PyObject *kwnames,
+                   repynet_ends_checked *checked)
+{
+    repynet_state *state = self->state;
+    if (repynet_check_arity(state, "sendmessage", nargs, kwnames, 5) < 0)
+        return -1;
+    repynet_ends_given given = {.destip = args[0], .destport = args[1],
+                                .message = args[2], .localip = args[3],
+                                .localport = args[4]};
+    if (repynet_arg_ends(state, &given, self->text, checked) < 0)
+        return -1;
+    if (local_permitted(state, args[3], &checked->key.local, 0) < 0 ||
+        repynet_arg_datagram_size(state, &checked->message) < 0 ||
+        repynet_charge_send(state, rn_addr_is_loopback(&checked->key.remote.addr),
+                            0.0) < 0) {
+        repynet_release_data(&checked->message);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Step 11: the socket a datagram leaves from.  Replies reach a listener on
+ * the same pair, so it is sent from that listener (*listener set: it stays
+ * in use, its fd open, until repynet_socket_unuse, even if another thread
+ * closes it during a wait, D32); otherwise from a new socket bound to the
+ * local end (*listener NULL; the caller closes it).  The fd, or -1 with
+ * an exception set.
+ */
+static int
+datagram_source(repynet_state *state, const rn_tuple_t *key,
+                PyObject **listener)
+{
+    rn_tuple_t local;
+    rn_tuple_local(&local, &key->local.addr, key->local.port);
+    int fd;
+    *listener = rn_table_lookup(state->udp_listeners, &local);
+    if (*listener != NULL) {
+        /* Open: a closed listener has left the table. */
+        fd = repynet_socket_use(*listener);
+    }
+    else {
+        fd = rn_udp_bound(&key->local.addr, key->local.port);
+        if (fd < 0) {
+            raise_setup_error(state, REPYNET_CALL_SENDMESSAGE, fd, &local,
+                              "bind");
+            return -1;
+        }
+    }
+    /* D21: a listener or a bind proved localip is ours; only now is a
+     * mismatch an argument error. */
+    if (repynet_arg_same_family(state, key) < 0) {
+        if (*listener != NULL)
+            repynet_socket_unuse(*listener);
+        else
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static PyObject *
+api_sendmessage(NetworkApiObject *self, PyObject *const *args,
+                Py_ssize_t nargs, PyObject *kwnames)
+{
+    repynet_state *state = self->state;
+    repynet_ends_checked checked;
+    PyObject *listener;
+
+    if (sendmessage_checks(self, args, nargs, kwnames, &checked) < 0)
+        return NULL;
+    int fd = datagram_source(state, &checked.key, &listener);
+    ssize_t sent = -1;
+    if (fd >= 0) {
+        sent = repynet_send_datagram(state, fd, &checked.message,
+                                     &checked.key.remote, listener == NULL);
+        if (listener != NULL)
+            repynet_socket_unuse(listener);
+        else
+            close(fd);
+    }
+    repynet_release_data(&checked.message);
+    if (sent < 0)
+        return NULL;
     repynet_gil_turn(state);
-    result = PyLong_FromSsize_t(sent);
-done:
-    if (temporary)
-        close(fd);
-    if (listener != NULL)
-        repynet_socket_unuse(listener);
-    repynet_release_data(&view);
-    return result;
+    return PyLong_FromSsize_t(sent);
 }
 
 /* --- listeners (spec 2.4, 2.6) ------------------------------------------------------ */
@@ -472,7 +497,7 @@ listen_on(NetworkApiObject *self, PyObject *const *args, Py_ssize_t nargs,
           PyObject *kwnames, int tcp)
 {
     repynet_state *state = self->state;
-    endpoint_args local;
+    rn_endpoint_t local;
     rn_tuple_t key;
     repynet_call_t call = tcp ? REPYNET_CALL_LISTEN_TCP : REPYNET_CALL_LISTEN_UDP;
     if (nargs == 2 &&
@@ -556,9 +581,8 @@ connect_until(repynet_state *state, const rn_tuple_t *key, double timeout)
         }
         /* D21: the bind proved localip is ours; only now is a mismatch an
          * argument error. */
-        if (key->local.addr.family != key->remote.addr.family) {
+        if (repynet_arg_same_family(state, key) < 0) {
             close(fd);
-            family_mismatch(state);
             return -1;
         }
         int rc = rn_tcp_connect_start(fd, &key->remote.addr, key->remote.port);
@@ -609,43 +633,50 @@ connect_until(repynet_state *state, const rn_tuple_t *key, double timeout)
     return -1;
 }
 
+PyObject *
+repynet_connected_socket(repynet_state *state, int fd, int text,
+                         rn_tuple_t *key)
+{
+    /* The kernel picked what the caller left open (V1's optional local
+     * end): the socket's table entry names the real one. */
+    if (key->local.port == 0 || rn_addr_is_any(&key->local.addr)) {
+        int rc = rn_sock_local(fd, &key->local.addr, &key->local.port);
+        if (rc < 0) {
+            rn_sock_close(fd);
+            rn_counter_release(&state->resources->outsockets);
+            return repynet_raise_chained(state, REPYNET_EXC_INTERNAL, rc,
+                                         "getsockname");
+        }
+    }
+    PyObject *sock = repynet_tcp_socket_new(state, fd, text, key);
+    if (sock == NULL) {
+        rn_counter_release(&state->resources->outsockets);
+        return NULL;
+    }
+    repynet_charge_after(state, rn_addr_is_loopback(&key->remote.addr), 128.0,
+                         64.0);
+    return sock;
+}
+
 static PyObject *
 api_openconnection(NetworkApiObject *self, PyObject *const *args,
                    Py_ssize_t nargs, PyObject *kwnames)
 {
     repynet_state *state = self->state;
-    rn_tuple_t key;
-    double timeout;
+    repynet_ends_checked checked;
 
-    memset(&key, 0, sizeof(key));
     if (nargs == 5 && PySys_Audit("repynet.openconnection", "OOOOO", args[0],
                                   args[1], args[2], args[3], args[4]) < 0)
         return NULL;
-    if (repynet_check_arity(state, "openconnection", nargs, kwnames, 5) < 0 ||
-        repynet_arg_str(state, args[0], "destip") < 0 ||
-        repynet_arg_str(state, args[2], "localip") < 0 ||
-        repynet_arg_int(state, args[1], "destport") < 0 ||
-        repynet_arg_int(state, args[3], "localport") < 0 ||
-        repynet_arg_number(state, args[4], "timeout") < 0)
+    if (repynet_check_arity(state, "openconnection", nargs, kwnames, 5) < 0)
         return NULL;
-    if (repynet_arg_address(state, args[0], "destip", &key.remote.addr) < 0 ||
-        repynet_arg_address(state, args[2], "localip", &key.local.addr) < 0 ||
-        repynet_arg_port(state, args[1], "destport", &key.remote.port) < 0 ||
-        repynet_arg_port(state, args[3], "localport", &key.local.port) < 0 ||
-        repynet_arg_timeout(state, args[4], &timeout) < 0)
+    repynet_ends_given given = {.destip = args[0], .destport = args[1],
+                                .localip = args[2], .localport = args[3],
+                                .timeout = args[4]};
+    if (repynet_arg_ends(state, &given, self->text, &checked) < 0 ||
+        local_permitted(state, args[2], &checked.key.local, 1) < 0)
         return NULL;
-    if (key.local.port == key.remote.port &&
-        rn_addr_equal(&key.local.addr, &key.remote.addr))
-        return repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                             "Local and destination address and port are the same");
-    if (repynet_check_localip(state, &key.local.addr, args[2]) < 0 ||
-        repynet_check_port(state, 1, key.local.port) < 0)
-        return NULL;
-    int loopback = rn_addr_is_loopback(&key.remote.addr);
-    if (repynet_charge_send(state, loopback, 0.0) < 0 ||
-        repynet_charge_recv(state, loopback, 0.0) < 0)
-        return NULL;
-    int fd = connect_until(state, &key, timeout);
+    int fd = repynet_connect_until(state, &checked.key, checked.timeout);
     if (fd < 0)
         return NULL;
     /* D26: connect errors win over ResourceExhaustedError; the peer sees
@@ -654,13 +685,7 @@ api_openconnection(NetworkApiObject *self, PyObject *const *args,
         rn_sock_close(fd);
         return NULL;
     }
-    PyObject *sock = repynet_tcp_socket_new(state, fd, self->text, &key);
-    if (sock == NULL) {
-        rn_counter_release(&state->resources->outsockets);
-        return NULL;
-    }
-    repynet_charge_after(state, loopback, 128.0, 64.0);
-    return sock;
+    return repynet_connected_socket(state, fd, self->text, &checked.key);
 }
 
 /* --- the NetworkAPI type -------------------------------------------------------------- */
@@ -796,10 +821,14 @@ repynet_api_exec(PyObject *module)
     return 0;
 }
 
-/* For py_v1.c: the same bind-and-connect loop (see py_api.h). */
+/* For py_v1.c too (see py_api.h). */
 int
 repynet_connect_until(repynet_state *state, const rn_tuple_t *key,
                       double timeout)
 {
+    int loopback = rn_addr_is_loopback(&key->remote.addr);
+    if (repynet_charge_send(state, loopback, 0.0) < 0 ||
+        repynet_charge_recv(state, loopback, 0.0) < 0)
+        return -1;
     return connect_until(state, key, timeout);
 }

@@ -7,6 +7,14 @@
  * messages show an argument through repynet_arg_text() only, which reads
  * the same exact value, so a message never runs user code either and never
  * holds more than the first REPYNET_ARG_TEXT_MAX characters of it.
+ *
+ * Each message is written here once, so a call checks an argument by
+ * calling the function for its kind, in the spec's order; the calls
+ * sendmessage and openconnection share their whole prologue
+ * (repynet_arg_ends).  The private types (CompletionQueue, AsyncSocket,
+ * ReadyQueue) and the configuration functions (_apply_restrictions and
+ * the like) serve repynet's own Python code and check their arguments
+ * themselves, with Python's exceptions.
  */
 #include "_repynet.h"
 #include "py_args.h"
@@ -210,6 +218,26 @@ repynet_arg_port(repynet_state *state, PyObject *arg, const char *what,
 }
 
 int
+repynet_arg_size(repynet_state *state, PyObject *arg, const char *what,
+                 long max, long *out)
+{
+    /* The common case first: no message is formatted for it. */
+    if (PyLong_Check(arg) && !PyBool_Check(arg)) {
+        int overflow;
+        long value = PyLong_AsLongAndOverflow(arg, &overflow);
+        if (overflow > 0 || value > max) {
+            *out = max;
+            return 0;
+        }
+        if (overflow == 0 && value >= 1) {
+            *out = value;
+            return 0;
+        }
+    }
+    return repynet_arg_long(state, arg, what, 1, max, out);
+}
+
+int
 repynet_arg_timeout(repynet_state *state, PyObject *arg, double *out)
 {
     double value;
@@ -274,6 +302,86 @@ repynet_arg_data(repynet_state *state, PyObject *arg, int text,
         repynet_raise(state, REPYNET_EXC_ARGUMENT,
                       "Provided message must be a contiguous bytes-like "
                       "object");
+        return -1;
+    }
+    return 0;
+}
+
+int
+repynet_arg_datagram_size(repynet_state *state, const Py_buffer *view)
+{
+    if (view->len <= RN_UDP_MAX_PAYLOAD)
+        return 0;
+    repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                  "Provided message is too long: %zd bytes, the limit is %d",
+                  view->len, RN_UDP_MAX_PAYLOAD);
+    return -1;
+}
+
+/* --- both ends of sendmessage and openconnection ------------------------ */
+
+/* The two ends must differ (spec 2.3 step 6, 2.5 step 7; D24). */
+static int
+distinct_ends(repynet_state *state, const rn_tuple_t *key)
+{
+    if (key->local.port != key->remote.port ||
+        !rn_addr_equal(&key->local.addr, &key->remote.addr))
+        return 0;
+    repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                  "Local and destination address and port are the same");
+    return -1;
+}
+
+int
+repynet_arg_same_family(repynet_state *state, const rn_tuple_t *key)
+{
+    if (key->local.addr.family == key->remote.addr.family)
+        return 0;
+    repynet_raise(state, REPYNET_EXC_ARGUMENT,
+                  "Provided localip and destip are of different address "
+                  "families");
+    return -1;
+}
+
+/* The other argument's type: the message (read, in the call's mode) or the
+ * timeout (spec 2.3 step 3, 2.5 step 3). */
+static int
+other_type(repynet_state *state, const repynet_ends_given *given, int text,
+           repynet_ends_checked *out)
+{
+    if (given->message != NULL)
+        return repynet_arg_data(state, given->message, text, &out->message);
+    return repynet_arg_number(state, given->timeout, "timeout");
+}
+
+int
+repynet_arg_ends(repynet_state *state, const repynet_ends_given *given,
+                 int text, repynet_ends_checked *out)
+{
+    rn_tuple_t *key = &out->key;
+
+    /* Zeroed whole, padding included, like every key the tables see. */
+    memset(key, 0, sizeof(*key));
+    out->message.obj = NULL;
+    out->timeout = 0.0;
+    if (repynet_arg_str(state, given->destip, "destip") < 0 ||
+        repynet_arg_str(state, given->localip, "localip") < 0 ||
+        repynet_arg_int(state, given->destport, "destport") < 0 ||
+        repynet_arg_int(state, given->localport, "localport") < 0 ||
+        other_type(state, given, text, out) < 0)
+        return -1;
+    if (repynet_arg_address(state, given->destip, "destip",
+                            &key->remote.addr) < 0 ||
+        repynet_arg_address(state, given->localip, "localip",
+                            &key->local.addr) < 0 ||
+        repynet_arg_port(state, given->destport, "destport",
+                         &key->remote.port) < 0 ||
+        repynet_arg_port(state, given->localport, "localport",
+                         &key->local.port) < 0 ||
+        (given->timeout != NULL &&
+         repynet_arg_timeout(state, given->timeout, &out->timeout) < 0) ||
+        distinct_ends(state, key) < 0) {
+        repynet_release_data(&out->message);
         return -1;
     }
     return 0;

@@ -60,8 +60,40 @@ int repynet_arg_long(repynet_state *state, PyObject *arg, const char *what,
 /* A port: an int in 1..65535. */
 int repynet_arg_port(repynet_state *state, PyObject *arg, const char *what,
                      uint16_t *out);
+/* A size (recv's, D18): an int of at least 1; one above max, however
+ * large, reads as max. */
+int repynet_arg_size(repynet_state *state, PyObject *arg, const char *what,
+                     long max, long *out);
 /* A timeout (D6): int or float, not bool, finite and > 0. */
 int repynet_arg_timeout(repynet_state *state, PyObject *arg, double *out);
+/* A datagram's payload within the UDP cap (spec 2.3 step 9, D14). */
+int repynet_arg_datagram_size(repynet_state *state, const Py_buffer *view);
+/* The local and the destination IP of the same family (D21: checked once
+ * the bind proved the local IP is ours). */
+int repynet_arg_same_family(repynet_state *state, const rn_tuple_t *key);
+
+/* sendmessage's and openconnection's arguments as given: both ends and the
+ * one other argument, the message (sendmessage; timeout NULL) or the
+ * timeout (openconnection; message NULL). */
+typedef struct {
+    PyObject *destip, *destport, *localip, *localport;
+    PyObject *message, *timeout;
+} repynet_ends_given;
+/* ... and as checked. */
+typedef struct {
+    rn_tuple_t key;    /* local and remote end */
+    Py_buffer message; /* release with repynet_release_data */
+    double timeout;
+} repynet_ends_checked;
+/*
+ * The argument checks the two calls share, in the spec's order (2.3 steps
+ * 1-6, 2.5 steps 1-7): the ends' types, the other argument's type (the
+ * message is read in the call's mode, text), the ends' values, the
+ * timeout's value, then the ends must differ.  0, or -1 with
+ * RepyArgumentError set and no message held.
+ */
+int repynet_arg_ends(repynet_state *state, const repynet_ends_given *given,
+                     int text, repynet_ends_checked *out);
 /*
  * Payload (D1): any bytes-like object; in text mode also a str whose
  * characters are all <= U+00FF, read in place (one byte a character).

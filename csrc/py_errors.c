@@ -92,6 +92,18 @@ exception_class(repynet_state *state, repynet_exc_t exc)
     return cls;
 }
 
+/* Raises cls with value, which it steals (NULL: making it failed and set
+ * the error).  Returns NULL. */
+static PyObject *
+raise_value(PyObject *cls, PyObject *value)
+{
+    if (value != NULL) {
+        PyErr_SetObject(cls, value);
+        Py_DECREF(value);
+    }
+    return NULL;
+}
+
 PyObject *
 repynet_raise(repynet_state *state, repynet_exc_t exc, const char *format, ...)
 {
@@ -102,11 +114,7 @@ repynet_raise(repynet_state *state, repynet_exc_t exc, const char *format, ...)
     va_start(args, format);
     PyObject *message = PyUnicode_FromFormatV(format, args);
     va_end(args);
-    if (message == NULL)
-        return NULL;
-    PyErr_SetObject(cls, message);
-    Py_DECREF(message);
-    return NULL;
+    return raise_value(cls, message);
 }
 
 PyObject *
@@ -179,12 +187,22 @@ repynet_raise_errno(repynet_state *state, repynet_call_t call, int err,
     if (exc == REPYNET_EXC_INTERNAL)
         return repynet_raise_chained(state, exc, code, syscall);
     PyObject *cls = exception_class(state, exc);
-    PyObject *message = cls ? errno_message(state, syscall, code) : NULL;
-    if (message == NULL)
+    if (cls == NULL)
         return NULL;
-    PyErr_SetObject(cls, message);
-    Py_DECREF(message);
-    return NULL;
+    return raise_value(cls, errno_message(state, syscall, code));
+}
+
+PyObject *
+repynet_raise_oserror(PyObject *cls, int err)
+{
+    int code = err < 0 ? -err : err;
+    /* OSError's constructor picks the subclass errno names; an explicit
+     * class keeps the errno all the same. */
+    PyObject *instance = PyObject_CallFunction(cls != NULL ? cls : PyExc_OSError,
+                                               "is", code, strerror(code));
+    if (instance == NULL)
+        return NULL;
+    return raise_value((PyObject *)Py_TYPE(instance), instance);
 }
 
 /* --- Python-visible functions ----------------------------------------- */

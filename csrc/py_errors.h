@@ -45,6 +45,13 @@ PyObject *repynet_raise_errno(repynet_state *state, repynet_call_t call,
 PyObject *repynet_raise_chained(repynet_state *state, repynet_exc_t exc,
                                 int err, const char *syscall);
 
+/* Raises Python's OSError for an errno (either sign) with errno and
+ * strerror set: the subclass errno picks (as PyErr_SetFromErrno does), or
+ * cls, an OSError subclass, when not NULL.  For the private types
+ * (py_queue.c, py_v1.c), whose callers are Python code, not Repy code.
+ * Always returns NULL. */
+PyObject *repynet_raise_oserror(PyObject *cls, int err);
+
 /* --- module functions (in the method table of _repynet.c) ---------------- */
 
 PyObject *repynet__register_exceptions(PyObject *module, PyObject *namespace);

@@ -6,8 +6,8 @@
  * Rule one: the port's worker never runs Python code.  The C completion
  * callbacks below (pyq_on_send/pyq_on_receive) run on the worker, or inline
  * on a thread that may not hold the GIL (close with the GIL released); they
- * only fill in a C record and append it to the queue under the queue's
- * mutex, writing the queue's eventfd on the empty -> non-empty transition.
+ * only fill in a C record and push it into the queue's rn_signal_fifo_t
+ * (rn_port.h), whose eventfd is readable while records wait.
  * drain() runs on a Python thread with the GIL, and only it releases the
  * Py_buffer export, the token and the socket reference of an operation.
  *
@@ -20,10 +20,12 @@
  * in a queue, the queue itself included, are visible to the GC through the
  * queue's traverse.
  *
- * Locks: queue->lock is a leaf (nothing is called while holding it except
- * write() on the eventfd).  Never waited on with the GIL held for long.
+ * Locks: the fifo's lock is a leaf (nothing is called while holding it
+ * except the eventfd's read/write).  Never waited on with the GIL held for
+ * long.  Errors raise OSError with their errno (repynet_raise_oserror).
  */
 #include "_repynet.h"
+#include "py_errors.h"
 #include "py_queue.h"
 
 #include <errno.h>
@@ -46,7 +48,7 @@ typedef struct AsyncSocketObject AsyncSocketObject;
 
 /* One operation, from send_async/receive_async until drain() delivers it. */
 typedef struct pyq_op {
-    struct pyq_op *next;
+    rn_fifo_link_t link;          /* first (a link is its op): in done */
     CompletionQueueObject *queue; /* strong */
     PyObject *token;              /* strong */
     Py_buffer view;               /* export held until delivered */
@@ -57,11 +59,7 @@ typedef struct pyq_op {
 struct CompletionQueueObject {
     PyObject_HEAD
     rn_fork_guard_t fork_guard;
-    pthread_mutex_t lock;
-    pyq_op *head; /* completed, not yet drained (guarded by lock) */
-    pyq_op *tail;
-    int signalled; /* eventfd written since the last drain */
-    int efd;
+    rn_signal_fifo_t done; /* completed, not yet drained */
 };
 
 struct AsyncSocketObject {
@@ -76,25 +74,12 @@ struct AsyncSocketObject {
 
 /* --- C side: runs on any thread, no GIL ------------------------------- */
 
+/* Completed: into its queue, whose eventfd becomes readable.  The op
+ * must not be touched after this. */
 static void
 pyq_push(pyq_op *op)
 {
-    CompletionQueueObject *q = op->queue;
-    pthread_mutex_lock(&q->lock);
-    op->next = NULL;
-    if (q->tail != NULL)
-        q->tail->next = op;
-    else
-        q->head = op;
-    q->tail = op;
-    if (!q->signalled) {
-        uint64_t one = 1;
-        /* Written under the lock: once it is released, drain() may free
-         * the op, the socket and the queue itself. */
-        (void)!write(q->efd, &one, sizeof(one));
-        q->signalled = 1;
-    }
-    pthread_mutex_unlock(&q->lock);
+    rn_signal_fifo_push(&op->queue->done, &op->link);
 }
 
 static void
@@ -134,71 +119,20 @@ pyq_op_release(pyq_op *op)
     free(op);
 }
 
-/* Takes every completed record out of q (and resets the eventfd). */
+/* The next record of a list rn_signal_fifo_take returned. */
 static pyq_op *
-pyq_take_all(CompletionQueueObject *q)
+pyq_next(pyq_op *op)
 {
-    pthread_mutex_lock(&q->lock);
-    pyq_op *list = q->head;
-    q->head = q->tail = NULL;
-    if (q->signalled) {
-        uint64_t count;
-        (void)!read(q->efd, &count, sizeof(count));
-        q->signalled = 0;
-    }
-    pthread_mutex_unlock(&q->lock);
-    return list;
+    return (pyq_op *)op->link.next;
 }
 
-/* Puts records back at the front (drain failed half-way). */
-static void
-pyq_put_back(CompletionQueueObject *q, pyq_op *list)
-{
-    if (list == NULL)
-        return;
-    pyq_op *last = list;
-    while (last->next != NULL)
-        last = last->next;
-    pthread_mutex_lock(&q->lock);
-    last->next = q->head;
-    q->head = list;
-    if (q->tail == NULL)
-        q->tail = last;
-    if (!q->signalled) {
-        uint64_t one = 1;
-        (void)!write(q->efd, &one, sizeof(one));
-        q->signalled = 1;
-    }
-    pthread_mutex_unlock(&q->lock);
-}
-
-/*
- * In a child after fork(), inside fork() (async-signal-safe calls only):
- * the eventfd is the parent's, so a wake-up written or read here would be
- * one the parent misses or sees twice.  Give the child its own eventfd
- * under the same number.
- */
+/* In a child after fork(), inside fork(): see rn_signal_fifo_in_child. */
 static void
 queue_in_child(rn_fork_guard_t *guard)
 {
     CompletionQueueObject *q = (CompletionQueueObject *)(
         (char *)guard - offsetof(CompletionQueueObject, fork_guard));
-    int fresh = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fresh < 0 || dup3(fresh, q->efd, O_CLOEXEC) < 0) {
-        /* Without a private eventfd the child must not touch the
-         * parent's: wait() then only polls the records. */
-        if (fresh >= 0)
-            close(fresh);
-        q->signalled = 1;
-        return;
-    }
-    close(fresh);
-    q->signalled = 0;
-    if (q->head != NULL) {
-        uint64_t one = 1;
-        (void)!write(q->efd, &one, sizeof(one));
-        q->signalled = 1;
-    }
+    rn_signal_fifo_in_child(&q->done);
 }
 
 static PyObject *
@@ -210,17 +144,18 @@ queue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     repynet_state *state = repynet_state_from_type(type);
     if (state == NULL)
         return NULL;
-    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (efd < 0)
-        return PyErr_SetFromErrno(PyExc_OSError);
     CompletionQueueObject *q = (CompletionQueueObject *)type->tp_alloc(type, 0);
-    if (q == NULL) {
-        close(efd);
+    if (q == NULL)
         return NULL;
+    int rc = rn_signal_fifo_init(&q->done);
+    if (rc < 0) {
+        /* Not counted live yet: freed without the dealloc. */
+        PyObject_GC_UnTrack(q);
+        type->tp_free((PyObject *)q);
+        Py_DECREF(type);
+        return repynet_raise_oserror(NULL, rc);
     }
-    pthread_mutex_init(&q->lock, NULL);
-    q->efd = efd;
-    q->fork_guard.lock = &q->lock;
+    q->fork_guard.lock = &q->done.lock;
     q->fork_guard.in_child = queue_in_child;
     rn_fork_guard_add(&q->fork_guard);
     state->live[REPYNET_LIVE_COMPLETION_QUEUE]++;
@@ -231,8 +166,9 @@ static int
 queue_traverse(CompletionQueueObject *q, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(q));
-    pthread_mutex_lock(&q->lock);
-    for (pyq_op *op = q->head; op != NULL; op = op->next) {
+    pthread_mutex_lock(&q->done.lock);
+    for (pyq_op *op = (pyq_op *)q->done.items.head; op != NULL;
+         op = pyq_next(op)) {
         int rc = 0;
         if (op->token != NULL)
             rc = visit(op->token, arg);
@@ -241,20 +177,20 @@ queue_traverse(CompletionQueueObject *q, visitproc visit, void *arg)
         if (rc == 0 && op->view.obj != NULL)
             rc = visit(op->view.obj, arg);
         if (rc != 0) {
-            pthread_mutex_unlock(&q->lock);
+            pthread_mutex_unlock(&q->done.lock);
             return rc;
         }
     }
-    pthread_mutex_unlock(&q->lock);
+    pthread_mutex_unlock(&q->done.lock);
     return 0;
 }
 
 static int
 queue_clear(CompletionQueueObject *q)
 {
-    pyq_op *list = pyq_take_all(q);
+    pyq_op *list = (pyq_op *)rn_signal_fifo_take(&q->done);
     while (list != NULL) {
-        pyq_op *next = list->next;
+        pyq_op *next = pyq_next(list);
         pyq_op_release(list);
         list = next;
     }
@@ -268,12 +204,8 @@ queue_dealloc(CompletionQueueObject *q)
     repynet_state *state = repynet_state_from_type(type);
     PyObject_GC_UnTrack(q);
     queue_clear(q);
-    /* A pusher may still be inside unlock(): wait for it to leave. */
-    pthread_mutex_lock(&q->lock);
-    pthread_mutex_unlock(&q->lock);
     rn_fork_guard_remove(&q->fork_guard);
-    pthread_mutex_destroy(&q->lock);
-    close(q->efd);
+    rn_signal_fifo_destroy(&q->done);
     if (state != NULL)
         state->live[REPYNET_LIVE_COMPLETION_QUEUE]--;
     else
@@ -285,20 +217,20 @@ queue_dealloc(CompletionQueueObject *q)
 static PyObject *
 queue_fileno(CompletionQueueObject *q, PyObject *unused)
 {
-    return PyLong_FromLong(q->efd);
+    return PyLong_FromLong(q->done.efd);
 }
 
 /* drain() -> [(token, result, nbytes), ...] in completion order. */
 static PyObject *
 queue_drain(CompletionQueueObject *q, PyObject *unused)
 {
-    pyq_op *list = pyq_take_all(q);
+    pyq_op *list = (pyq_op *)rn_signal_fifo_take(&q->done);
     Py_ssize_t n = 0;
-    for (pyq_op *op = list; op != NULL; op = op->next)
+    for (pyq_op *op = list; op != NULL; op = pyq_next(op))
         n++;
     PyObject *result = PyList_New(n);
     if (result == NULL) {
-        pyq_put_back(q, list);
+        rn_signal_fifo_put_back(&q->done, (rn_fifo_link_t *)list);
         return NULL;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -307,12 +239,12 @@ queue_drain(CompletionQueueObject *q, PyObject *unused)
                                        (unsigned long)op->nbytes);
         if (item == NULL) {
             /* Keep what was not delivered for the next drain. */
-            pyq_put_back(q, list);
+            rn_signal_fifo_put_back(&q->done, (rn_fifo_link_t *)list);
             Py_DECREF(result);
             return NULL;
         }
         PyList_SET_ITEM(result, i, item);
-        list = op->next;
+        list = pyq_next(op);
         pyq_op_release(op);
     }
     return result;
@@ -346,10 +278,7 @@ queue_wait(CompletionQueueObject *q, PyObject *args)
     }
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        pthread_mutex_lock(&q->lock);
-        int ready = q->head != NULL;
-        pthread_mutex_unlock(&q->lock);
-        if (ready)
+        if (rn_signal_fifo_ready(&q->done))
             Py_RETURN_TRUE;
         int ms = -1;
         if (timeout >= 0) {
@@ -360,7 +289,7 @@ queue_wait(CompletionQueueObject *q, PyObject *args)
                 Py_RETURN_FALSE;
             ms = left > 2e9 / 1000 ? 2000000000 : (int)(left * 1000) + 1;
         }
-        struct pollfd pfd = {.fd = q->efd, .events = POLLIN};
+        struct pollfd pfd = {.fd = q->done.efd, .events = POLLIN};
         int rc, err = 0;
         Py_BEGIN_ALLOW_THREADS
         rc = poll(&pfd, 1, ms);
@@ -368,10 +297,8 @@ queue_wait(CompletionQueueObject *q, PyObject *args)
             err = errno;
         Py_END_ALLOW_THREADS
         if (rc < 0) {
-            if (err != EINTR) {
-                errno = err;
-                return PyErr_SetFromErrno(PyExc_OSError);
-            }
+            if (err != EINTR)
+                return repynet_raise_oserror(NULL, err);
             if (PyErr_CheckSignals() < 0)
                 return NULL;
         }
@@ -457,10 +384,8 @@ asock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO!:AsyncSocket", kwlist,
                                      &fd, state->completion_queue_type, &queue))
         return NULL;
-    if (fd < 0) {
-        errno = EBADF;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
+    if (fd < 0)
+        return repynet_raise_oserror(NULL, EBADF);
     rc = rn_asock_create(NULL, fd, &sock);
     if (rc < 0) {
         close(fd);
@@ -488,8 +413,7 @@ asock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)s;
 
 error:
-    errno = -rc;
-    return PyErr_SetFromErrno(PyExc_OSError);
+    return repynet_raise_oserror(NULL, rc);
 }
 
 static int
@@ -523,7 +447,7 @@ asock_dealloc(AsyncSocketObject *s)
 }
 
 static pyq_op *
-op_new(AsyncSocketObject *s, PyObject *token)
+pyq_op_new(AsyncSocketObject *s, PyObject *token)
 {
     pyq_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
@@ -557,7 +481,7 @@ asock_send_async(AsyncSocketObject *s, PyObject *args)
     PyObject *data, *token;
     if (!PyArg_ParseTuple(args, "OO:send_async", &data, &token))
         return NULL;
-    pyq_op *op = op_new(s, token);
+    pyq_op *op = pyq_op_new(s, token);
     if (op == NULL)
         return NULL;
     if (PyObject_GetBuffer(data, &op->view, PyBUF_SIMPLE) < 0 ||
@@ -568,18 +492,16 @@ asock_send_async(AsyncSocketObject *s, PyObject *args)
     /* Non-blocking: no GIL release (it would cost more than the call).
      * The callback may run (inline) before this returns. */
     rn_asock_buffer_t buf = {op->view.buf, (uint32_t)op->view.len};
-    rn_asock_send_sync_result_t r =
-        rn_asock_send_async(s->sock, &buf, 1, pyq_on_send, op);
-    if (r == RN_ASOCK_SEND_SYNC_OK)
+    int rc = rn_asock_send(s->sock, &buf, 1, pyq_on_send, op);
+    if (rc == 0)
         Py_RETURN_NONE;
     pyq_op_release(op);
-    if (r == RN_ASOCK_SEND_SYNC_ABANDONED) {
-        PyErr_SetString(PyExc_ConnectionAbortedError,
-                        "the async socket is closed or its connection is gone");
-    } else {
-        PyErr_SetString(PyExc_OSError, "async send failed");
-    }
-    return NULL;
+    /* ABANDONED (closed, or the connection gone) is ConnectionAbortedError
+     * whatever its errno says. */
+    PyObject *cls = rn_asock_send_refusal(rc) == RN_ASOCK_SEND_SYNC_ABANDONED
+                        ? PyExc_ConnectionAbortedError
+                        : NULL;
+    return repynet_raise_oserror(cls, rc);
 }
 
 /*
@@ -608,7 +530,7 @@ asock_receive_async(AsyncSocketObject *s, PyObject *args)
     } else {
         target = Py_NewRef(what);
     }
-    pyq_op *op = op_new(s, token);
+    pyq_op *op = pyq_op_new(s, token);
     if (op == NULL) {
         Py_DECREF(target);
         return NULL;
@@ -624,8 +546,7 @@ asock_receive_async(AsyncSocketObject *s, PyObject *args)
     if (rc < 0) {
         pyq_op_release(op);
         Py_DECREF(target);
-        errno = -rc;
-        return PyErr_SetFromErrno(PyExc_OSError);
+        return repynet_raise_oserror(NULL, rc);
     }
     return target;
 }

@@ -466,26 +466,6 @@ wait_both(RepynetSocketObject *self)
     return repynet_charge_send(self->state, self->loopback, 0.0);
 }
 
-/* recv's size: an int of at least 1; larger than the maximum, however
- * large, reads the maximum (D18). */
-static int
-recv_size(repynet_state *state, PyObject *arg, long *out)
-{
-    if (PyLong_Check(arg) && !PyBool_Check(arg)) {
-        int overflow;
-        long value = PyLong_AsLongAndOverflow(arg, &overflow);
-        if (overflow > 0 || value > REPYNET_RECV_MAX) {
-            *out = REPYNET_RECV_MAX;
-            return 0;
-        }
-        if (overflow == 0 && value >= 1) {
-            *out = value;
-            return 0;
-        }
-    }
-    return repynet_arg_long(state, arg, "bytes", 1, REPYNET_RECV_MAX, out);
-}
-
 static PyObject *
 tcp_recv(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
          PyObject *kwnames)
@@ -498,7 +478,8 @@ tcp_recv(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
     long wanted;
 
     if (repynet_check_arity(state, "recv", nargs, kwnames, 1) < 0 ||
-        recv_size(state, args[0], &wanted) < 0)
+        repynet_arg_size(state, args[0], "bytes", REPYNET_RECV_MAX,
+                         &wanted) < 0)
         return NULL;
     if (wait_both(self) < 0)
         return NULL;

@@ -41,8 +41,8 @@
 
 /* One watched listener fd. */
 typedef struct v1_watch {
-    struct v1_watch *next;       /* the queue's list of watches */
-    struct v1_watch *ready_next; /* the queue's ready FIFO */
+    rn_fifo_link_t ready_link; /* first (a link is its watch): in ready */
+    struct v1_watch *next;     /* the queue's list of watches */
     struct ReadyQueueObject *queue;
     long key;
     int fd;
@@ -56,7 +56,7 @@ typedef struct ReadyQueueObject {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     v1_watch *watches;                  /* guarded by lock */
-    v1_watch *ready_head, *ready_tail;  /* guarded by lock */
+    rn_fifo_t ready;                    /* guarded by lock */
     int closed;                         /* guarded by lock */
 } ReadyQueueObject;
 
@@ -73,12 +73,7 @@ v1_on_ready(void *context, rn_port_action_t action)
     pthread_mutex_lock(&q->lock);
     if (!w->ready) {
         w->ready = 1;
-        w->ready_next = NULL;
-        if (q->ready_tail != NULL)
-            q->ready_tail->ready_next = w;
-        else
-            q->ready_head = w;
-        q->ready_tail = w;
+        rn_fifo_push(&q->ready, &w->ready_link);
         pthread_cond_signal(&q->changed);
     }
     pthread_mutex_unlock(&q->lock);
@@ -90,14 +85,7 @@ v1_unready(ReadyQueueObject *q, v1_watch *w)
 {
     if (!w->ready)
         return;
-    v1_watch **link = &q->ready_head, *prev = NULL;
-    while (*link != w) {
-        prev = *link;
-        link = &(*link)->ready_next;
-    }
-    *link = w->ready_next;
-    if (q->ready_tail == w)
-        q->ready_tail = prev;
+    (void)rn_fifo_unlink(&q->ready, &w->ready_link);
     w->ready = 0;
 }
 
@@ -128,10 +116,8 @@ ready_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, ":ReadyQueue", kwlist))
         return NULL;
     int rc = rn_port_get(&port);
-    if (rc < 0) {
-        errno = -rc;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
+    if (rc < 0)
+        return repynet_raise_oserror(NULL, rc);
     ReadyQueueObject *q = (ReadyQueueObject *)type->tp_alloc(type, 0);
     if (q == NULL) {
         Py_BEGIN_ALLOW_THREADS
@@ -200,10 +186,8 @@ ready_watch(ReadyQueueObject *q, PyObject *args)
     long key;
     if (!PyArg_ParseTuple(args, "il:watch", &fd, &key))
         return NULL;
-    if (fd < 0) {
-        errno = EBADF;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
+    if (fd < 0)
+        return repynet_raise_oserror(NULL, EBADF);
     if (find_watch(q, key) != NULL) {
         PyErr_Format(PyExc_ValueError, "key %ld is already watched", key);
         return NULL;
@@ -244,10 +228,8 @@ ready_arm(ReadyQueueObject *q, PyObject *arg)
     int rc = rn_port_add(q->port, EPOLLIN, w->fd, v1_on_ready, w);
     if (rc == -EBUSY)
         Py_RETURN_NONE; /* already armed */
-    if (rc < 0) {
-        errno = -rc;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
+    if (rc < 0)
+        return repynet_raise_oserror(NULL, rc);
     Py_RETURN_NONE;
 }
 
@@ -295,11 +277,8 @@ ready_get(ReadyQueueObject *q, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&q->lock);
     for (;;) {
-        if (q->ready_head != NULL) {
-            v1_watch *w = q->ready_head;
-            q->ready_head = w->ready_next;
-            if (q->ready_head == NULL)
-                q->ready_tail = NULL;
+        v1_watch *w = (v1_watch *)rn_fifo_pop(&q->ready);
+        if (w != NULL) {
             w->ready = 0;
             key = w->key;
             have = 1;
@@ -379,10 +358,6 @@ v1_local_address(repynet_state *state, PyObject *localip, sa_family_t family,
         rn_addr_any(family, out);
         return 0;
     }
-    if (!PyUnicode_Check(localip)) {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT, "localip must be a str");
-        return -1;
-    }
     if (repynet_arg_address(state, localip, "localip", out) < 0)
         return -1;
     return repynet_check_localip(state, out, localip);
@@ -398,51 +373,36 @@ PyObject *
 repynet__v1_openconn(PyObject *module, PyObject *args)
 {
     repynet_state *state = repynet_get_state(module);
-    PyObject *destip, *localip;
-    int text, destport, localport;
+    PyObject *destip, *destport, *localip, *localport, *timeout_arg;
+    int text;
+    long local_port;
     double timeout;
     rn_tuple_t key;
 
-    if (!PyArg_ParseTuple(args, "pUiOid:_v1_openconn", &text, &destip,
-                          &destport, &localip, &localport, &timeout))
+    if (!PyArg_ParseTuple(args, "pOOOOO:_v1_openconn", &text, &destip,
+                          &destport, &localip, &localport, &timeout_arg))
         return NULL;
     memset(&key, 0, sizeof(key));
-    if (repynet_arg_address(state, destip, "destip", &key.remote.addr) < 0)
+    if (repynet_arg_address(state, destip, "destip", &key.remote.addr) < 0 ||
+        repynet_arg_port(state, destport, "destport", &key.remote.port) < 0 ||
+        repynet_arg_long(state, localport, "localport", 0, 65535,
+                         &local_port) < 0 ||
+        repynet_arg_timeout(state, timeout_arg, &timeout) < 0)
         return NULL;
-    if (destport < 1 || destport > 65535 || localport < 0 ||
-        localport > 65535 || !(timeout > 0.0))
-        return repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                             "bad port or timeout");
-    key.remote.port = (uint16_t)destport;
-    key.local.port = (uint16_t)localport;
+    key.local.port = (uint16_t)local_port;
     if (v1_local_address(state, localip, key.remote.addr.family,
                          &key.local.addr) < 0)
         return NULL;
-    if (localport != 0 && repynet_check_port(state, 1, key.local.port) < 0)
+    if (local_port != 0 && repynet_check_port(state, 1, key.local.port) < 0)
         return NULL;
     if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0)
         return NULL;
-    int loopback = rn_addr_is_loopback(&key.remote.addr);
-    if (repynet_charge_send(state, loopback, 0.0) < 0 ||
-        repynet_charge_recv(state, loopback, 0.0) < 0)
-        goto error;
     int fd = repynet_connect_until(state, &key, timeout);
-    if (fd < 0)
-        goto error;
-    int rc = rn_sock_local(fd, &key.local.addr, &key.local.port);
-    if (rc < 0) {
-        rn_sock_close(fd);
-        repynet_raise_chained(state, REPYNET_EXC_INTERNAL, rc, "getsockname");
-        goto error;
+    if (fd < 0) {
+        rn_counter_release(&state->resources->outsockets);
+        return NULL;
     }
-    PyObject *sock = repynet_tcp_socket_new(state, fd, text, &key);
-    if (sock == NULL)
-        goto error;
-    repynet_charge_after(state, loopback, 128.0, 64.0);
-    return sock;
-error:
-    rn_counter_release(&state->resources->outsockets);
-    return NULL;
+    return repynet_connected_socket(state, fd, text, &key);
 }
 
 /*
@@ -454,68 +414,34 @@ PyObject *
 repynet__v1_sendmess(PyObject *module, PyObject *args)
 {
     repynet_state *state = repynet_get_state(module);
-    PyObject *destip, *message, *localip, *result = NULL;
-    int text, destport, fd = -1;
-    rn_addr_t dest, local;
+    PyObject *destip, *destport, *message, *localip;
+    int text;
+    rn_endpoint_t dest;
+    rn_addr_t local;
     Py_buffer view = {.obj = NULL};
-    ssize_t sent;
 
-    if (!PyArg_ParseTuple(args, "pUiOO:_v1_sendmess", &text, &destip,
+    if (!PyArg_ParseTuple(args, "pOOOO:_v1_sendmess", &text, &destip,
                           &destport, &message, &localip))
         return NULL;
     if (repynet_arg_data(state, message, text, &view) < 0)
         return NULL;
-    if (repynet_arg_address(state, destip, "destip", &dest) < 0 ||
-        v1_local_address(state, localip, dest.family, &local) < 0)
+    ssize_t sent = -1;
+    if (repynet_arg_address(state, destip, "destip", &dest.addr) < 0 ||
+        v1_local_address(state, localip, dest.addr.family, &local) < 0 ||
+        repynet_arg_port(state, destport, "destport", &dest.port) < 0 ||
+        repynet_arg_datagram_size(state, &view) < 0 ||
+        repynet_charge_send(state, rn_addr_is_loopback(&dest.addr), 0.0) < 0)
         goto done;
-    if (destport < 1 || destport > 65535) {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT, "bad destport");
-        goto done;
-    }
-    if (view.len > RN_UDP_MAX_PAYLOAD) {
-        repynet_raise(state, REPYNET_EXC_ARGUMENT,
-                      "Provided message is too long: %zd bytes, the limit "
-                      "is %d", view.len, RN_UDP_MAX_PAYLOAD);
-        goto done;
-    }
-    int loopback = rn_addr_is_loopback(&dest);
-    if (repynet_charge_send(state, loopback, 0.0) < 0)
-        goto done;
-    fd = rn_udp_bound(&local, 0);
+    int fd = rn_udp_bound(&local, 0);
     if (fd < 0) {
         repynet_raise_errno(state, REPYNET_CALL_SENDMESSAGE, fd, "bind");
         goto done;
     }
-    if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0)
-        goto done;
-    for (;;) {
-        sent = rn_sendto(fd, view.buf, (size_t)view.len, &dest,
-                         (uint16_t)destport);
-        if (sent >= 0 || repynet_errno_class(REPYNET_CALL_SENDMESSAGE,
-                                             (int)sent) != REPYNET_EXC_RETRY)
-            break;
-        int rc;
-        Py_BEGIN_ALLOW_THREADS
-        rc = rn_wait_fd(fd, POLLOUT, 1000);
-        Py_END_ALLOW_THREADS
-        if (rc == -EINTR && PyErr_CheckSignals() < 0)
-            break;
-    }
-    rn_counter_release(&state->resources->outsockets);
-    if (PyErr_Occurred())
-        goto done;
-    if (sent < 0) {
-        repynet_raise_errno(state, REPYNET_CALL_SENDMESSAGE, (int)sent,
-                            "sendto");
-        goto done;
-    }
-    repynet_charge_after(state, loopback, 64.0 + (double)sent, 0.0);
-    result = PyLong_FromSsize_t(sent);
+    sent = repynet_send_datagram(state, fd, &view, &dest, 1);
+    close(fd);
 done:
-    if (fd >= 0)
-        close(fd);
     repynet_release_data(&view);
-    return result;
+    return sent < 0 ? NULL : PyLong_FromSsize_t(sent);
 }
 
 /*
@@ -542,8 +468,7 @@ v1_poll(int fd, short events, int wake_fd)
         if (rc >= 0)
             return fds[1].revents != 0 ? 0 : 1;
         if (err != EINTR) {
-            errno = err;
-            PyErr_SetFromErrno(PyExc_OSError);
+            repynet_raise_oserror(NULL, err);
             return -1;
         }
         if (PyErr_CheckSignals() < 0)
@@ -628,7 +553,7 @@ repynet__v1_wake_fd(PyObject *module, PyObject *unused)
 {
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0)
-        return PyErr_SetFromErrno(PyExc_OSError);
+        return repynet_raise_oserror(NULL, errno);
     return PyLong_FromLong(fd);
 }
 
@@ -643,7 +568,7 @@ repynet__v1_wake(PyObject *module, PyObject *arg)
         return NULL;
     /* EAGAIN cannot happen: the counter stays far below its maximum. */
     if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        return PyErr_SetFromErrno(PyExc_OSError);
+        return repynet_raise_oserror(NULL, errno);
     Py_RETURN_NONE;
 }
 

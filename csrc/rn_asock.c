@@ -43,7 +43,7 @@ enum rn_asock_state {
 };
 
 struct rn_asock_op {
-    struct rn_asock_op *next;
+    rn_fifo_link_t link; /* first: in the socket's sends, receives or done */
     rn_asock_t *sock;
     bool is_send;
     union {
@@ -60,11 +60,6 @@ struct rn_asock_op {
     struct iovec iov[];
 };
 
-struct rn_asock_queue {
-    struct rn_asock_op *head;
-    struct rn_asock_op *tail;
-};
-
 struct rn_asock {
     rn_fork_guard_t fork_guard; /* first: a guard is its socket */
     pthread_mutex_t lock;
@@ -77,59 +72,39 @@ struct rn_asock {
     /* After a send failed mid-stream the byte stream has a hole: every
      * queued and later send completes with this (P7).  0 = none. */
     int send_failed;
-    struct rn_asock_queue sends;
-    struct rn_asock_queue receives;
+    rn_fifo_t sends;
+    rn_fifo_t receives;
 };
 
 /* --- queues and the done list ------------------------------------------ */
 
-static void
-q_push(struct rn_asock_queue *q, struct rn_asock_op *op)
+/* The core's FIFOs (rn_port.h), typed: an op's link is the op. */
+static struct rn_asock_op *
+q_head(const rn_fifo_t *q)
 {
-    op->next = NULL;
-    if (q->tail != NULL)
-        q->tail->next = op;
-    else
-        q->head = op;
-    q->tail = op;
+    return (struct rn_asock_op *)q->head;
+}
+
+static void
+q_push(rn_fifo_t *q, struct rn_asock_op *op)
+{
+    rn_fifo_push(q, &op->link);
 }
 
 static struct rn_asock_op *
-q_pop(struct rn_asock_queue *q)
+q_pop(rn_fifo_t *q)
 {
-    struct rn_asock_op *op = q->head;
-    if (op != NULL) {
-        q->head = op->next;
-        if (q->head == NULL)
-            q->tail = NULL;
-        op->next = NULL;
-    }
-    return op;
-}
-
-/* Unlinks op wherever it is in q; false if it is not there. */
-static bool
-q_unlink(struct rn_asock_queue *q, struct rn_asock_op *op)
-{
-    struct rn_asock_op *prev = NULL;
-    for (struct rn_asock_op *it = q->head; it != NULL; it = it->next) {
-        if (it == op) {
-            if (prev != NULL)
-                prev->next = op->next;
-            else
-                q->head = op->next;
-            if (q->tail == op)
-                q->tail = prev;
-            op->next = NULL;
-            return true;
-        }
-        prev = it;
-    }
-    return false;
+    return (struct rn_asock_op *)rn_fifo_pop(q);
 }
 
 static void
-done_add(struct rn_asock_queue *done, struct rn_asock_op *op, int result,
+q_unlink(rn_fifo_t *q, struct rn_asock_op *op)
+{
+    (void)rn_fifo_unlink(q, &op->link);
+}
+
+static void
+done_add(rn_fifo_t *done, struct rn_asock_op *op, int result,
          uint32_t bytes)
 {
     op->result = result;
@@ -139,7 +114,7 @@ done_add(struct rn_asock_queue *done, struct rn_asock_op *op, int result,
 
 /* Calls and frees every completed op; no lock held, socket not touched. */
 static void
-done_run(struct rn_asock_queue *done)
+done_run(rn_fifo_t *done)
 {
     struct rn_asock_op *op;
     while ((op = q_pop(done)) != NULL) {
@@ -157,7 +132,7 @@ done_run(struct rn_asock_queue *done)
 }
 
 static void
-api_leave(rn_asock_t *sock)
+leave_call(rn_asock_t *sock)
 {
     if (--sock->pending_api == 0)
         pthread_cond_broadcast(&sock->cond);
@@ -325,7 +300,7 @@ error:
 void
 rn_asock_close(rn_asock_t *sock)
 {
-    struct rn_asock_queue done = {NULL, NULL};
+    rn_fifo_t done = {NULL, NULL};
 
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_035 */
     if (sock == NULL)
@@ -351,7 +326,7 @@ rn_asock_close(rn_asock_t *sock)
     /* What the port never saw (queued behind a head): ABANDONED, FIFO. */
     pthread_mutex_lock(&sock->lock);
     for (;;) {
-        struct rn_asock_op *s = sock->sends.head, *r = sock->receives.head;
+        struct rn_asock_op *s = q_head(&sock->sends), *r = q_head(&sock->receives);
         if (s == NULL && r == NULL)
             break;
         if (s != NULL && (r == NULL || s->seq < r->seq))
@@ -385,7 +360,7 @@ rn_asock_fd(rn_asock_t *sock)
 /* --- operations -------------------------------------------------------- */
 
 static struct rn_asock_op *
-op_new(rn_asock_t *sock, bool is_send, const rn_asock_buffer_t *buffers,
+asock_op_new(rn_asock_t *sock, bool is_send, const rn_asock_buffer_t *buffers,
        uint32_t count, void *cb_ctx)
 {
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_074 */
@@ -428,6 +403,36 @@ check_buffers(const rn_asock_buffer_t *buffers, uint32_t count,
     if (sum > UINT32_MAX)
         return -1;
     *total = sum;
+    return 0;
+}
+
+/* The argument checks of a send and a receive: 0, or -EINVAL. */
+static int
+check_request(const rn_asock_t *sock, const rn_asock_buffer_t *buffers,
+              uint32_t count, bool has_callback)
+{
+    uint64_t total;
+
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_043 */
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_064 */
+    if (sock == NULL)
+        return -EINVAL;
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_044 */
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_065 */
+    if (buffers == NULL)
+        return -EINVAL;
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_045 */
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_066 */
+    if (count == 0)
+        return -EINVAL;
+    if (check_buffers(buffers, count, &total) < 0)
+        return -EINVAL;
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_049 */
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_070 */
+    if (!has_callback)
+        return -EINVAL;
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_050 (context may be NULL) */
+    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_071 (context may be NULL) */
     return 0;
 }
 
@@ -475,12 +480,19 @@ op_send(int fd, struct rn_asock_op *op)
     return 0;
 }
 
+/* The refusals that mean the connection is gone (ABANDONED). */
+static bool
+send_abandoned(int err)
+{
+    return err == -ECONNRESET || err == -ENOTCONN || err == -EPIPE;
+}
+
 /* The send result for a failed write. */
 static int
 send_failure(int err)
 {
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_098 */
-    if (err == -ECONNRESET || err == -EPIPE || err == -ENOTCONN)
+    if (send_abandoned(err))
         return RN_ASOCK_SEND_ABANDONED;
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_099 */
     return RN_ASOCK_SEND_ERROR;
@@ -488,7 +500,7 @@ send_failure(int err)
 
 /* Completes every queued send with result and breaks the stream.  Locked. */
 static void
-fail_sends(rn_asock_t *sock, int result, struct rn_asock_queue *done)
+fail_sends(rn_asock_t *sock, int result, rn_fifo_t *done)
 {
     struct rn_asock_op *op;
     sock->send_failed = result;
@@ -497,37 +509,39 @@ fail_sends(rn_asock_t *sock, int result, struct rn_asock_queue *done)
 }
 
 rn_asock_send_sync_result_t
+rn_asock_send_refusal(int err)
+{
+    if (err == 0)
+        return RN_ASOCK_SEND_SYNC_OK;
+    return send_abandoned(err) ? RN_ASOCK_SEND_SYNC_ABANDONED
+                               : RN_ASOCK_SEND_SYNC_ERROR;
+}
+
+rn_asock_send_sync_result_t
 rn_asock_send_async(rn_asock_t *sock, const rn_asock_buffer_t *buffers,
                     uint32_t buffer_count, rn_asock_on_send on_send,
                     void *context)
 {
-    struct rn_asock_queue done = {NULL, NULL};
-    rn_asock_send_sync_result_t result;
-    uint64_t total;
+    return rn_asock_send_refusal(
+        rn_asock_send(sock, buffers, buffer_count, on_send, context));
+}
 
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_043 */
-    if (sock == NULL)
-        return RN_ASOCK_SEND_SYNC_ERROR;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_044 */
-    if (buffers == NULL)
-        return RN_ASOCK_SEND_SYNC_ERROR;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_045 */
-    if (buffer_count == 0)
-        return RN_ASOCK_SEND_SYNC_ERROR;
-    if (check_buffers(buffers, buffer_count, &total) < 0)
-        return RN_ASOCK_SEND_SYNC_ERROR;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_049 */
-    if (on_send == NULL)
-        return RN_ASOCK_SEND_SYNC_ERROR;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_050 (context may be NULL) */
+int
+rn_asock_send(rn_asock_t *sock, const rn_asock_buffer_t *buffers,
+              uint32_t buffer_count, rn_asock_on_send on_send, void *context)
+{
+    rn_fifo_t done = {NULL, NULL};
+    int result = check_request(sock, buffers, buffer_count, on_send != NULL);
+    if (result < 0)
+        return result;
 
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_056 */
     /* Allocated before anything is written, so a failed allocation can
      * never leave half a payload on the wire. */
-    struct rn_asock_op *op = op_new(sock, true, buffers, buffer_count, context);
+    struct rn_asock_op *op = asock_op_new(sock, true, buffers, buffer_count, context);
     if (op == NULL) {
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_063 */
-        return RN_ASOCK_SEND_SYNC_ERROR;
+        return -ENOMEM;
     }
     op->cb.send = on_send;
 
@@ -537,14 +551,15 @@ rn_asock_send_async(rn_asock_t *sock, const rn_asock_buffer_t *buffers,
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_051 */
     if (sock->state != ST_OPEN || sock->send_failed) {
         rn_sys.free(op);
-        result = RN_ASOCK_SEND_SYNC_ABANDONED;
+        /* Not open, or the stream has a hole an earlier send left. */
+        result = sock->state != ST_OPEN ? -ENOTCONN : -EPIPE;
         goto out;
     }
     op->seq = ++sock->next_seq;
     if (sock->sends.head != NULL) {
         /* Earlier sends still wait for EPOLLOUT: queue behind them (P8). */
         q_push(&sock->sends, op);
-        result = RN_ASOCK_SEND_SYNC_OK;
+        result = 0;
         goto out;
     }
     int rc = op_send(sock->fd, op);
@@ -552,7 +567,7 @@ rn_asock_send_async(rn_asock_t *sock, const rn_asock_buffer_t *buffers,
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_061 */
         done_add(&done, op, RN_ASOCK_SEND_OK, 0);
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_062 */
-        result = RN_ASOCK_SEND_SYNC_OK;
+        result = 0;
     } else if (rc == -EAGAIN) {
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_054 */
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_055 */
@@ -567,24 +582,20 @@ rn_asock_send_async(rn_asock_t *sock, const rn_asock_buffer_t *buffers,
                 sock->send_failed = RN_ASOCK_SEND_ERROR;
             rn_sys.free(op);
             /* Codes_SRS_ASYNC_SOCKET_LINUX_11_063 */
-            result = RN_ASOCK_SEND_SYNC_ERROR;
+            result = rc;
         } else {
-            result = RN_ASOCK_SEND_SYNC_OK;
+            result = 0;
         }
     } else {
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_059 */
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_060 */
-        result = (rc == -ECONNRESET || rc == -ENOTCONN || rc == -EPIPE)
-                     ? RN_ASOCK_SEND_SYNC_ABANDONED
-                     : RN_ASOCK_SEND_SYNC_ERROR;
+        result = rc;
         if (op->sent > 0)
-            sock->send_failed = result == RN_ASOCK_SEND_SYNC_ABANDONED
-                                    ? RN_ASOCK_SEND_ABANDONED
-                                    : RN_ASOCK_SEND_ERROR;
+            sock->send_failed = send_failure(rc);
         rn_sys.free(op);
     }
 out:
-    api_leave(sock);
+    leave_call(sock);
     pthread_mutex_unlock(&sock->lock);
     /* After the counter dropped: the callback may close this socket. */
     done_run(&done);
@@ -593,10 +604,10 @@ out:
 
 /* Arms the head receive, failing heads the port refuses.  Locked. */
 static void
-arm_receive_head(rn_asock_t *sock, struct rn_asock_queue *done)
+arm_receive_head(rn_asock_t *sock, rn_fifo_t *done)
 {
     struct rn_asock_op *op;
-    while ((op = sock->receives.head) != NULL && sock->state == ST_OPEN) {
+    while ((op = q_head(&sock->receives)) != NULL && sock->state == ST_OPEN) {
         int rc = rn_port_add(sock->port, EPOLLIN | EPOLLRDHUP, sock->fd,
                              rn_asock_event_complete, op);
         /* -ECANCELED: close is deregistering; it abandons the queue. */
@@ -611,28 +622,13 @@ rn_asock_receive_async(rn_asock_t *sock, rn_asock_buffer_t *buffers,
                        uint32_t buffer_count, rn_asock_on_receive on_receive,
                        void *context)
 {
-    uint64_t total;
-    int rc = 0;
-
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_064 */
-    if (sock == NULL)
-        return -EINVAL;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_065 */
-    if (buffers == NULL)
-        return -EINVAL;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_066 */
-    if (buffer_count == 0)
-        return -EINVAL;
-    if (check_buffers(buffers, buffer_count, &total) < 0)
-        return -EINVAL;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_070 */
-    if (on_receive == NULL)
-        return -EINVAL;
-    /* Codes_SRS_ASYNC_SOCKET_LINUX_11_071 (context may be NULL) */
+    int rc = check_request(sock, buffers, buffer_count, on_receive != NULL);
+    if (rc < 0)
+        return rc;
 
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_073 */
     struct rn_asock_op *op =
-        op_new(sock, false, buffers, buffer_count, context);
+        asock_op_new(sock, false, buffers, buffer_count, context);
     if (op == NULL) {
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_078 */
         return -ENOMEM;
@@ -649,7 +645,7 @@ rn_asock_receive_async(rn_asock_t *sock, rn_asock_buffer_t *buffers,
     }
     op->seq = ++sock->next_seq;
     q_push(&sock->receives, op);
-    if (sock->receives.head == op) {
+    if (q_head(&sock->receives) == op) {
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_102 */
         rc = rn_port_add(sock->port, EPOLLIN | EPOLLRDHUP, sock->fd,
                          rn_asock_event_complete, op);
@@ -660,7 +656,7 @@ rn_asock_receive_async(rn_asock_t *sock, rn_asock_buffer_t *buffers,
         }
     }
 out:
-    api_leave(sock);
+    leave_call(sock);
     pthread_mutex_unlock(&sock->lock);
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_077 */
     return rc;
@@ -670,11 +666,11 @@ out:
 
 /* EPOLLOUT for the head send: write the queue out in order.  Locked. */
 static void
-on_writable(rn_asock_t *sock, struct rn_asock_queue *done)
+on_writable(rn_asock_t *sock, rn_fifo_t *done)
 {
     struct rn_asock_op *op;
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_094 */
-    while ((op = sock->sends.head) != NULL && sock->state == ST_OPEN) {
+    while ((op = q_head(&sock->sends)) != NULL && sock->state == ST_OPEN) {
         int rc = op_send(sock->fd, op);
         if (rc == 0) {
             done_add(done, q_pop(&sock->sends), RN_ASOCK_SEND_OK, 0);
@@ -699,7 +695,7 @@ on_writable(rn_asock_t *sock, struct rn_asock_queue *done)
 /* EPOLLIN (or RDHUP) for the head receive.  Locked. */
 static void
 on_readable(rn_asock_t *sock, struct rn_asock_op *op,
-            struct rn_asock_queue *done)
+            rn_fifo_t *done)
 {
     struct msghdr msg;
     ssize_t n;
@@ -749,7 +745,7 @@ on_readable(rn_asock_t *sock, struct rn_asock_op *op,
 void
 rn_asock_event_complete(void *context, rn_port_action_t action)
 {
-    struct rn_asock_queue done = {NULL, NULL};
+    rn_fifo_t done = {NULL, NULL};
 
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_079 */
     if (context == NULL)

@@ -108,6 +108,18 @@ rn_asock_send_async(rn_asock_t *sock, const rn_asock_buffer_t *buffers,
                     void *context);
 
 /*
+ * rn_asock_send_async with the reason of a refusal: 0 (accepted: the
+ * callback will run) or -errno (no callback).  -ENOTCONN (not open),
+ * -EPIPE (an earlier send broke the stream) and -ECONNRESET are ABANDONED;
+ * -EINVAL (bad arguments), -ENOMEM and the rest are ERROR.
+ */
+int rn_asock_send(rn_asock_t *sock, const rn_asock_buffer_t *buffers,
+                  uint32_t buffer_count, rn_asock_on_send on_send,
+                  void *context);
+/* The result rn_asock_send_async gives for what rn_asock_send returned. */
+rn_asock_send_sync_result_t rn_asock_send_refusal(int err);
+
+/*
  * Queues a receive into buffers[0..buffer_count-1]; it completes OK with the
  * bytes of one read (scattered over the buffers in order), ABANDONED on
  * end of stream/reset/close, ERROR otherwise.  0 or -errno.

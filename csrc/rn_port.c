@@ -5,6 +5,10 @@
  * SRS_COMPLETION_PORT_LINUX_11_xxx and repynet's accepted amendments
  * 99_001..99_009).  Design: docs/design-core.md.
  *
+ * Also here: the FIFOs of completions (rn_fifo_t, and rn_signal_fifo_t
+ * whose eventfd is readable while it holds items), which rn_asock.c's
+ * operation queues and py_queue.c's completion queue are built on.
+ *
  * Registration table.  The port keeps one entry per fd, in an array indexed
  * by fd (no global list).  An entry has a read slot and a write slot, each
  * holding at most one armed callback.  The kernel registration is always
@@ -35,6 +39,7 @@
 #include "rn_sys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -192,7 +197,7 @@ ent_arm(rn_port_t *port, int fd, struct rn_port_fdent *ent)
 
 /* Frees a port whose worker is gone (joined, exiting, or never forked in). */
 static void
-rn_port_free(rn_port_t *port)
+port_free(rn_port_t *port)
 {
     /* Codes_SRS_COMPLETION_PORT_LINUX_11_013 */
     if (port->epfd >= 0)
@@ -265,7 +270,7 @@ rn_port_create(rn_port_t **out)
 
 error:
     /* Codes_SRS_COMPLETION_PORT_LINUX_11_005 */
-    rn_port_free(port);
+    port_free(port);
     return rc;
 }
 
@@ -304,7 +309,7 @@ rn_port_dec_ref(rn_port_t *port)
 
     if (forked) {
         /* No worker exists in this process (99_009). */
-        rn_port_free(port);
+        port_free(port);
         return;
     }
     /* Codes_SRS_COMPLETION_PORT_LINUX_99_001 */
@@ -319,7 +324,7 @@ rn_port_dec_ref(rn_port_t *port)
     }
     /* Codes_SRS_COMPLETION_PORT_LINUX_11_014 */
     pthread_join(port->worker, NULL);
-    rn_port_free(port);
+    port_free(port);
 }
 
 /* --- add / register / remove ------------------------------------------ */
@@ -689,8 +694,157 @@ rn_port_worker(void *arg)
     pthread_mutex_unlock(&port->lock);
     /* Codes_SRS_COMPLETION_PORT_LINUX_99_006 */
     if (free_self)
-        rn_port_free(port);
+        port_free(port);
     return NULL;
+}
+
+/* --- FIFOs ------------------------------------------------------------ */
+
+void
+rn_fifo_push(rn_fifo_t *fifo, rn_fifo_link_t *item)
+{
+    item->next = NULL;
+    if (fifo->tail != NULL)
+        fifo->tail->next = item;
+    else
+        fifo->head = item;
+    fifo->tail = item;
+}
+
+rn_fifo_link_t *
+rn_fifo_pop(rn_fifo_t *fifo)
+{
+    rn_fifo_link_t *item = fifo->head;
+    if (item != NULL) {
+        fifo->head = item->next;
+        if (fifo->head == NULL)
+            fifo->tail = NULL;
+        item->next = NULL;
+    }
+    return item;
+}
+
+int
+rn_fifo_unlink(rn_fifo_t *fifo, rn_fifo_link_t *item)
+{
+    rn_fifo_link_t *prev = NULL;
+    for (rn_fifo_link_t *it = fifo->head; it != NULL; it = it->next) {
+        if (it == item) {
+            if (prev != NULL)
+                prev->next = item->next;
+            else
+                fifo->head = item->next;
+            if (fifo->tail == item)
+                fifo->tail = prev;
+            item->next = NULL;
+            return 0;
+        }
+        prev = it;
+    }
+    return -ENOENT;
+}
+
+/* Makes the eventfd readable, once per take.  Locked. */
+static void
+fifo_signal(rn_signal_fifo_t *fifo)
+{
+    if (fifo->signalled || fifo->items.head == NULL)
+        return;
+    uint64_t one = 1;
+    (void)!rn_sys.write(fifo->efd, &one, sizeof(one));
+    fifo->signalled = 1;
+}
+
+int
+rn_signal_fifo_init(rn_signal_fifo_t *fifo)
+{
+    memset(fifo, 0, sizeof(*fifo));
+    fifo->efd = rn_sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fifo->efd < 0)
+        return -errno;
+    pthread_mutex_init(&fifo->lock, NULL);
+    return 0;
+}
+
+void
+rn_signal_fifo_destroy(rn_signal_fifo_t *fifo)
+{
+    /* A pusher may still be inside unlock(): wait for it to leave. */
+    pthread_mutex_lock(&fifo->lock);
+    pthread_mutex_unlock(&fifo->lock);
+    pthread_mutex_destroy(&fifo->lock);
+    rn_sys.close(fifo->efd);
+    fifo->efd = -1;
+}
+
+void
+rn_signal_fifo_push(rn_signal_fifo_t *fifo, rn_fifo_link_t *item)
+{
+    pthread_mutex_lock(&fifo->lock);
+    rn_fifo_push(&fifo->items, item);
+    /* Signalled under the lock: once it is released, a taker may free
+     * the item and what keeps the fifo alive. */
+    fifo_signal(fifo);
+    pthread_mutex_unlock(&fifo->lock);
+}
+
+rn_fifo_link_t *
+rn_signal_fifo_take(rn_signal_fifo_t *fifo)
+{
+    pthread_mutex_lock(&fifo->lock);
+    rn_fifo_link_t *list = fifo->items.head;
+    fifo->items.head = fifo->items.tail = NULL;
+    if (fifo->signalled) {
+        uint64_t count;
+        (void)!rn_sys.read(fifo->efd, &count, sizeof(count));
+        fifo->signalled = 0;
+    }
+    pthread_mutex_unlock(&fifo->lock);
+    return list;
+}
+
+void
+rn_signal_fifo_put_back(rn_signal_fifo_t *fifo, rn_fifo_link_t *list)
+{
+    if (list == NULL)
+        return;
+    rn_fifo_link_t *last = list;
+    while (last->next != NULL)
+        last = last->next;
+    pthread_mutex_lock(&fifo->lock);
+    last->next = fifo->items.head;
+    fifo->items.head = list;
+    if (fifo->items.tail == NULL)
+        fifo->items.tail = last;
+    fifo_signal(fifo);
+    pthread_mutex_unlock(&fifo->lock);
+}
+
+int
+rn_signal_fifo_ready(rn_signal_fifo_t *fifo)
+{
+    pthread_mutex_lock(&fifo->lock);
+    int ready = fifo->items.head != NULL;
+    pthread_mutex_unlock(&fifo->lock);
+    return ready;
+}
+
+void
+rn_signal_fifo_in_child(rn_signal_fifo_t *fifo)
+{
+    /* Inside fork(): plain async-signal-safe calls (dup3 has no seam). */
+    int fresh = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fresh < 0 || dup3(fresh, fifo->efd, O_CLOEXEC) < 0) {
+        /* Without a private eventfd the child must not touch the
+         * parent's: marked signalled, it is never written again. */
+        if (fresh >= 0)
+            close(fresh);
+        fifo->signalled = 1;
+        return;
+    }
+    close(fresh);
+    fifo->signalled = 0;
+    fifo_signal(fifo);
 }
 
 /* --- the process-wide port (99_009) ----------------------------------- */
@@ -703,12 +857,12 @@ static rn_port_t *g_port; /* holds one reference */
 static pthread_mutex_t g_guards_lock = PTHREAD_MUTEX_INITIALIZER;
 static rn_fork_guard_t *g_guards;
 
-static void rn_port_once(void);
+static void install_fork_handlers(void);
 
 void
 rn_fork_guard_add(rn_fork_guard_t *guard)
 {
-    pthread_once(&g_once, rn_port_once);
+    pthread_once(&g_once, install_fork_handlers);
     pthread_mutex_lock(&g_guards_lock);
     guard->prev = NULL;
     guard->next = g_guards;
@@ -804,7 +958,7 @@ atfork_child(void)
 }
 
 static void
-rn_port_once(void)
+install_fork_handlers(void)
 {
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
@@ -813,7 +967,7 @@ int
 rn_port_get(rn_port_t **out)
 {
     int rc = 0;
-    pthread_once(&g_once, rn_port_once);
+    pthread_once(&g_once, install_fork_handlers);
     pthread_mutex_lock(&g_lock);
     if (g_port == NULL)
         rc = rn_port_create(&g_port);

@@ -109,6 +109,61 @@ void rn_port_global_release(void);
  */
 int rn_port_global_fds(int fds[2]);
 
+/* --- FIFOs: the async socket's operations, the completions Python drains */
+
+/* An item's link, its first member (so a link is its item). */
+typedef struct rn_fifo_link {
+    struct rn_fifo_link *next;
+} rn_fifo_link_t;
+
+/* A FIFO of items; all zero is empty.  No lock of its own. */
+typedef struct rn_fifo {
+    rn_fifo_link_t *head, *tail;
+} rn_fifo_t;
+
+void rn_fifo_push(rn_fifo_t *fifo, rn_fifo_link_t *item);
+/* The oldest item, taken out, or NULL. */
+rn_fifo_link_t *rn_fifo_pop(rn_fifo_t *fifo);
+/* Takes item out wherever it is; 0, or -ENOENT if it is not there. */
+int rn_fifo_unlink(rn_fifo_t *fifo, rn_fifo_link_t *item);
+
+/*
+ * A FIFO other threads wait on: its eventfd is readable while it holds
+ * items (for poll/epoll).  Every function takes the lock itself; any thread
+ * may push.
+ */
+typedef struct rn_signal_fifo {
+    pthread_mutex_t lock;
+    rn_fifo_t items; /* guarded by lock */
+    int efd;
+    int signalled; /* efd written since the last take (guarded by lock) */
+} rn_signal_fifo_t;
+
+/* Creates the eventfd (CLOEXEC, non-blocking) and the lock: 0 or -errno. */
+int rn_signal_fifo_init(rn_signal_fifo_t *fifo);
+/* Waits for a pusher still leaving the lock, then closes the eventfd and
+ * destroys the lock.  Items left are the caller's (take them first). */
+void rn_signal_fifo_destroy(rn_signal_fifo_t *fifo);
+/* Appends item, making the eventfd readable.  Once this returns the item
+ * may be taken, and whatever it keeps alive freed, by another thread. */
+void rn_signal_fifo_push(rn_signal_fifo_t *fifo, rn_fifo_link_t *item);
+/* Takes every item (oldest first, a list ending in NULL; or NULL) and
+ * makes the eventfd unreadable. */
+rn_fifo_link_t *rn_signal_fifo_take(rn_signal_fifo_t *fifo);
+/* Puts a list that take returned back in front, readable again. */
+void rn_signal_fifo_put_back(rn_signal_fifo_t *fifo, rn_fifo_link_t *list);
+/* Whether it holds items now. */
+int rn_signal_fifo_ready(rn_signal_fifo_t *fifo);
+/*
+ * In a child after fork(), from an rn_fork_guard_t's in_child (the lock is
+ * the guard's): the eventfd is the parent's, so a signal written or read
+ * here would be one the parent misses or sees twice.  Gives the child its
+ * own eventfd under the same number, readable if items are held; without
+ * one, the fifo stops signalling (waiters then see only its items).
+ * Async-signal-safe.
+ */
+void rn_signal_fifo_in_child(rn_signal_fifo_t *fifo);
+
 /* --- fork safety of objects with a mutex of their own (99_009) --------- */
 
 /*

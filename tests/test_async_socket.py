@@ -8,6 +8,7 @@ time"); no test asserts how fast anything happened.
 """
 
 import asyncio
+import errno
 import gc
 import inspect
 import os
@@ -221,6 +222,21 @@ def test_data_and_fin_are_delivered_before_abandoned(family, queue):
     s.receive_async(64, 2)
     assert collect(queue, 1) == [(2, ABANDONED, 0)]
     s.close()
+
+
+def test_refusals_carry_their_errno(queue, async_pair):
+    """A refused operation's OSError names why in its errno: a send to a
+    closed async socket is abandoned (ConnectionAbortedError) and both
+    calls say the socket is not connected."""
+    s, _server = async_pair()
+    s.close()
+    with pytest.raises(ConnectionAbortedError) as refused_send:
+        s.send_async(b"late", 1)
+    assert refused_send.value.errno == errno.ENOTCONN
+    with pytest.raises(OSError) as refused_receive:
+        s.receive_async(4, 1)
+    assert refused_receive.value.errno == errno.ENOTCONN
+    assert queue.drain() == []
 
 
 def test_peer_reset_abandons_receive_and_send(queue, async_pair):
