@@ -6,6 +6,8 @@
 
 #include "rn_test_support.h"
 
+#include <unistd.h>
+
 atomic_int g_order_next;
 atomic_int g_gate_cb_done;
 
@@ -35,6 +37,27 @@ gated_cb_arm(void)
 {
     atomic_store(&g_gate_cb_done, 0);
     gate_arm();
+}
+
+int
+open_port_and_pipe(rn_port_t **port, int p[2])
+{
+    if (make_pipe(p) != 0)
+        return -1;
+    if (rn_port_create(port) != 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    return 0;
+}
+
+void
+release_port_and_pipe(rn_port_t *port, int p[2])
+{
+    rn_port_dec_ref(port);
+    close(p[0]);
+    close(p[1]);
 }
 
 void

@@ -33,6 +33,13 @@ extern atomic_int g_gate_cb_done;
 /* Arms the gate for gated_cb and clears g_gate_cb_done. */
 void gated_cb_arm(void);
 
+/* A new port and a pipe (both ends CLOEXEC, non-blocking); 0, or -1
+ * with neither left open. */
+int open_port_and_pipe(rn_port_t **port, int p[2]);
+
+/* Drops the test's reference to port and closes both ends of the pipe. */
+void release_port_and_pipe(rn_port_t *port, int p[2]);
+
 /* rn_port_remove(port, fd), for background_start. */
 struct remove_args {
     rn_port_t *port;

@@ -38,8 +38,7 @@ RN_TEST(remove_deletes_and_abandons_on_calling_thread)
     rn_port_t *port = NULL;
     struct rec r = {0};
     int p[2];
-    RN_CHECK_EQ(make_pipe(p), 0);
-    RN_CHECK_EQ(rn_port_create(&port), 0);
+    RN_CHECK_EQ(open_port_and_pipe(&port, p), 0);
     RN_CHECK_EQ(rn_port_add(port, EPOLLIN, p[0], rec_cb, &r), 0);
     use_call_log();
     rn_port_remove(port, p[0]);
@@ -53,10 +52,8 @@ RN_TEST(remove_deletes_and_abandons_on_calling_thread)
     RN_CHECK_EQ(write(p[1], "x", 1), 1);
     sleep_ms(20);
     RN_CHECK_EQ(atomic_load(&r.calls), 1);
-    rn_port_dec_ref(port);
+    release_port_and_pipe(port, p);
     rn_sys_reset();
-    close(p[0]);
-    close(p[1]);
 }
 
 /* Tests_SRS_COMPLETION_PORT_LINUX_11_039 */
@@ -66,8 +63,7 @@ RN_TEST(remove_waits_for_callback_running_on_worker)
     int p[2];
     struct background remover;
     gated_cb_arm();
-    RN_CHECK_EQ(make_pipe(p), 0);
-    RN_CHECK_EQ(rn_port_create(&port), 0);
+    RN_CHECK_EQ(open_port_and_pipe(&port, p), 0);
     RN_CHECK_EQ(rn_port_add(port, EPOLLIN, p[0], gated_cb, NULL), 0);
     RN_CHECK_EQ(write(p[1], "x", 1), 1);
     WAIT_FOR(gate_entered()); /* the worker runs the callback */
@@ -78,9 +74,7 @@ RN_TEST(remove_waits_for_callback_running_on_worker)
     gate_open();
     background_join(&remover);
     RN_CHECK(atomic_load(&g_gate_cb_done));
-    rn_port_dec_ref(port);
-    close(p[0]);
-    close(p[1]);
+    release_port_and_pipe(port, p);
 }
 
 /** P12, P13: remove frees what it abandons and calls the callbacks in the
@@ -216,9 +210,8 @@ RN_TEST(p2_last_dec_ref_on_worker_detaches_and_frees)
     rn_port_t *port = NULL;
     int p[2];
     int threads = thread_count();
-    RN_CHECK_EQ(make_pipe(p), 0);
     use_counting_allocator();
-    RN_CHECK_EQ(rn_port_create(&port), 0);
+    RN_CHECK_EQ(open_port_and_pipe(&port, p), 0);
     struct self_remove sr = {port, p[0], 0};
     RN_CHECK_EQ(rn_port_add(port, EPOLLIN, p[0], self_release_cb, &sr), 0);
     RN_CHECK_EQ(write(p[1], "x", 1), 1);
@@ -237,8 +230,7 @@ RN_TEST(p20_reused_fd_number_reaches_only_new_callback)
     rn_port_t *port = NULL;
     struct rec old = {0}, fresh = {0};
     int p[2], q[2];
-    RN_CHECK_EQ(rn_port_create(&port), 0);
-    RN_CHECK_EQ(make_pipe(p), 0);
+    RN_CHECK_EQ(open_port_and_pipe(&port, p), 0);
     RN_CHECK_EQ(rn_port_add(port, EPOLLIN, p[0], rec_cb, &old), 0);
     RN_CHECK_EQ(write(p[1], "x", 1), 1);
     WAIT_FOR(atomic_load(&old.calls) == 1);

@@ -58,10 +58,8 @@ RN_TEST(worker_keeps_going_after_eintr)
     WAIT_FOR(atomic_load(&r.calls) == 1);
     RN_CHECK(atomic_load(&g_wait_calls) >= 4);
     rn_port_remove(port, p[0]);
-    rn_port_dec_ref(port);
+    release_port_and_pipe(port, p);
     rn_sys_reset();
-    close(p[0]);
-    close(p[1]);
 }
 
 /* Tests_SRS_COMPLETION_PORT_LINUX_11_034 */
