@@ -53,11 +53,11 @@ open_port_and_pipe(rn_port_t **port, int p[2])
 }
 
 void
-release_port_and_pipe(rn_port_t *port, int p[2])
+release_port_and_pair(rn_port_t *port, int pair[2])
 {
     rn_port_dec_ref(port);
-    close(p[0]);
-    close(p[1]);
+    close(pair[0]);
+    close(pair[1]);
 }
 
 void

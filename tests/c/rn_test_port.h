@@ -37,8 +37,9 @@ void gated_cb_arm(void);
  * with neither left open. */
 int open_port_and_pipe(rn_port_t **port, int p[2]);
 
-/* Drops the test's reference to port and closes both ends of the pipe. */
-void release_port_and_pipe(rn_port_t *port, int p[2]);
+/* Drops the test's reference to port and closes both ends of the pipe
+ * or socket pair. */
+void release_port_and_pair(rn_port_t *port, int pair[2]);
 
 /* rn_port_remove(port, fd), for background_start. */
 struct remove_args {

@@ -29,7 +29,7 @@ RN_TEST(add_rejects_null_port_bad_fd_null_callback)
     RN_CHECK(rn_port_add(port, EPOLLIN, -1, rec_cb, &r) != 0);
     RN_CHECK(rn_port_add(port, EPOLLIN, p[0], NULL, &r) != 0);
     RN_CHECK(rn_port_add(port, 0, p[0], rec_cb, &r) != 0);
-    release_port_and_pipe(port, p);
+    release_port_and_pair(port, p);
 }
 
 /* Tests_SRS_COMPLETION_PORT_LINUX_11_020 */
@@ -49,7 +49,7 @@ RN_TEST(add_succeeds_and_callback_runs_on_worker_with_in)
     RN_CHECK(!pthread_equal(r.thread, pthread_self()));
     /* 11_025: no call is left pending, so the last dec_ref returns. */
     rn_port_remove(port, p[0]);
-    release_port_and_pipe(port, p);
+    release_port_and_pair(port, p);
 }
 
 /* Tests_SRS_COMPLETION_PORT_LINUX_11_021 */
@@ -68,11 +68,9 @@ RN_TEST(add_fails_cleanly_when_record_allocation_fails)
     RN_CHECK_EQ(write(p[1], "x", 1), 1);
     WAIT_FOR(atomic_load(&r.calls) == 1);
     rn_port_remove(port, p[0]);
-    rn_port_dec_ref(port);
+    release_port_and_pair(port, p);
     RN_CHECK_EQ(atomic_load(&g_allocs), atomic_load(&g_frees));
     rn_sys_reset();
-    close(p[0]);
-    close(p[1]);
 }
 
 /* Tests_SRS_COMPLETION_PORT_LINUX_11_022 */
@@ -103,7 +101,7 @@ RN_TEST(add_does_mod_then_add_on_enoent_always_oneshot)
     RN_CHECK_EQ(g_log[0].call, EPOLL_CTL_MOD);
     RN_CHECK(g_log[0].events & EPOLLONESHOT);
     rn_port_remove(port, p[0]);
-    release_port_and_pipe(port, p);
+    release_port_and_pair(port, p);
     rn_sys_reset();
 }
 
@@ -123,6 +121,6 @@ RN_TEST(add_fails_when_epoll_ctl_fails_and_arms_nothing)
     RN_CHECK_EQ(rn_port_add(port, EPOLLIN, p[0], rec_cb, &r), 0);
     rn_port_remove(port, p[0]);
     RN_CHECK_EQ(atomic_load(&r.abandoned), 1);
-    release_port_and_pipe(port, p);
+    release_port_and_pair(port, p);
     rn_sys_reset();
 }

@@ -52,7 +52,7 @@ RN_TEST(remove_deletes_and_abandons_on_calling_thread)
     RN_CHECK_EQ(write(p[1], "x", 1), 1);
     sleep_ms(20);
     RN_CHECK_EQ(atomic_load(&r.calls), 1);
-    release_port_and_pipe(port, p);
+    release_port_and_pair(port, p);
     rn_sys_reset();
 }
 
@@ -74,7 +74,7 @@ RN_TEST(remove_waits_for_callback_running_on_worker)
     gate_open();
     background_join(&remover);
     RN_CHECK(atomic_load(&g_gate_cb_done));
-    release_port_and_pipe(port, p);
+    release_port_and_pair(port, p);
 }
 
 /** P12, P13: remove frees what it abandons and calls the callbacks in the
@@ -103,11 +103,9 @@ RN_TEST(p13_remove_abandons_fifo_and_frees)
         RN_CHECK_EQ(rn_port_add(port, EPOLLIN, sv[0], rec_cb, &rd), 0);
         rn_port_remove(port, sv[0]);
     }
-    rn_port_dec_ref(port);
+    release_port_and_pair(port, sv);
     RN_CHECK_EQ(atomic_load(&g_allocs), atomic_load(&g_frees));
     rn_sys_reset();
-    close(sv[0]);
-    close(sv[1]);
 }
 
 /* ABANDONED callback that re-enters the port on another fd. */
@@ -142,9 +140,7 @@ RN_TEST(p1b_abandoned_callback_may_reenter_port)
     RN_CHECK_EQ(write(b[1], "x", 1), 1);
     WAIT_FOR(atomic_load(&re.r.calls) == 1);
     rn_port_remove(port, b[0]);
-    rn_port_dec_ref(port);
-    close(a[0]);
-    close(a[1]);
+    release_port_and_pair(port, a);
     close(b[0]);
     close(b[1]);
 }
@@ -186,9 +182,7 @@ RN_TEST(p1_remove_from_own_callback_does_not_deadlock)
     RN_CHECK_EQ(write(b[1], "x", 1), 1);
     WAIT_FOR(atomic_load(&other.calls) == 1);
     rn_port_remove(port, b[0]);
-    rn_port_dec_ref(port);
-    close(a[0]);
-    close(a[1]);
+    release_port_and_pair(port, a);
     close(b[0]);
     close(b[1]);
 }
@@ -245,7 +239,5 @@ RN_TEST(p20_reused_fd_number_reaches_only_new_callback)
     WAIT_FOR(atomic_load(&fresh.calls) == 1);
     RN_CHECK_EQ(atomic_load(&old.calls), 1);
     rn_port_remove(port, q[0]);
-    rn_port_dec_ref(port);
-    close(q[0]);
-    close(q[1]);
+    release_port_and_pair(port, q);
 }

@@ -58,7 +58,7 @@ RN_TEST(worker_keeps_going_after_eintr)
     WAIT_FOR(atomic_load(&r.calls) == 1);
     RN_CHECK(atomic_load(&g_wait_calls) >= 4);
     rn_port_remove(port, p[0]);
-    release_port_and_pipe(port, p);
+    release_port_and_pair(port, p);
     rn_sys_reset();
 }
 
@@ -167,9 +167,7 @@ RN_TEST(p4_writable_fires_once_then_slot_is_free)
     RN_CHECK_EQ(rn_port_add(port, EPOLLOUT, sv[0], rec_cb, &r), 0);
     WAIT_FOR(atomic_load(&r.calls) == 2);
     rn_port_remove(port, sv[0]);
-    rn_port_dec_ref(port);
-    close(sv[0]);
-    close(sv[1]);
+    release_port_and_pair(port, sv);
 }
 
 /** P3: a pending receive and a pending send on one fd both complete; the
@@ -202,9 +200,7 @@ RN_TEST(p3_read_and_write_slots_do_not_replace_each_other)
     RN_CHECK_EQ(atomic_load(&wr.action), RN_PORT_EPOLLOUT);
     rn_port_remove(port, sv[0]);
     RN_CHECK_EQ(atomic_load(&extra.calls), 0);
-    rn_port_dec_ref(port);
-    close(sv[0]);
-    close(sv[1]);
+    release_port_and_pair(port, sv);
 }
 
 /** P9: data followed by FIN arrives as IN|RDHUP; the action is IN so the
@@ -244,10 +240,8 @@ RN_TEST(rdhup_without_in_maps_to_rdhup)
     WAIT_FOR(atomic_load(&r.calls) == 1);
     RN_CHECK_EQ(atomic_load(&r.action), RN_PORT_EPOLLRDHUP);
     rn_port_remove(port, sv[0]);
-    rn_port_dec_ref(port);
+    release_port_and_pair(port, sv);
     rn_sys_reset();
-    close(sv[0]);
-    close(sv[1]);
 }
 
 /** P11: EPOLLERR/EPOLLHUP without IN/OUT is delivered as ERROR to both
@@ -271,10 +265,8 @@ RN_TEST(p11_error_only_event_maps_to_error)
     RN_CHECK_EQ(atomic_load(&rd.action), RN_PORT_ERROR);
     RN_CHECK_EQ(atomic_load(&wr.action), RN_PORT_ERROR);
     rn_port_remove(port, sv[0]);
-    rn_port_dec_ref(port);
+    release_port_and_pair(port, sv);
     rn_sys_reset();
-    close(sv[0]);
-    close(sv[1]);
 }
 
 /* A receive armed on the worker thread between epoll_wait's harvest and
