@@ -3,8 +3,9 @@
  * tests (test_asock_*.c).
  *
  * Every callback records into g_cb (how often, with what result, on which
- * thread, with which int context); a test starts with cb_reset() and ends
- * with finish(), which puts the seams back and lets the process's port go.
+ * thread, with which int context); the runner empties it (cb_reset())
+ * before every test, and a test ends with finish() or finish_pair(), which
+ * put the seams back and let the process's port go.
  */
 #ifndef RN_TEST_ASOCK_H
 #define RN_TEST_ASOCK_H
@@ -36,6 +37,8 @@ struct cb {
 
 extern struct cb g_cb;
 
+/* Empties g_cb: the runner does before every test; a test that runs one
+ * scenario several times does before each. */
 void cb_reset(void);
 void on_open(void *ctx, rn_asock_open_result_t result);
 void on_send(void *ctx, rn_asock_send_result_t result);

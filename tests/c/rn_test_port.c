@@ -52,6 +52,27 @@ open_port_and_pipe(rn_port_t **port, int p[2])
     return 0;
 }
 
+int
+open_port_with_armed_pipe(rn_port_t **port, int p[2], struct rec *r)
+{
+    if (open_port_and_pipe(port, p) != 0)
+        return -1;
+    if (rn_port_add(*port, EPOLLIN, p[0], rec_cb, r) != 0) {
+        release_port_and_pair(*port, p);
+        return -1;
+    }
+    return 0;
+}
+
+int
+unix_pair_first_end_full(int pair[2])
+{
+    if (unix_pair(&pair[0], &pair[1]) != 0)
+        return -1;
+    fill_send_buffer(pair[0]);
+    return 0;
+}
+
 void
 release_port_and_pair(rn_port_t *port, int pair[2])
 {

@@ -37,6 +37,14 @@ void gated_cb_arm(void);
  * with neither left open. */
 int open_port_and_pipe(rn_port_t **port, int p[2]);
 
+/* open_port_and_pipe, then the pipe's read end armed for EPOLLIN with
+ * rec_cb recording into r; 0, or -1 with nothing left open. */
+int open_port_with_armed_pipe(rn_port_t **port, int p[2], struct rec *r);
+
+/* A connected AF_UNIX pair (unix_pair) whose first end's send buffer is
+ * full, so EPOLLOUT cannot fire on it until the other end reads; 0 or -1. */
+int unix_pair_first_end_full(int pair[2]);
+
 /* Drops the test's reference to port and closes both ends of the pipe
  * or socket pair. */
 void release_port_and_pair(rn_port_t *port, int pair[2]);

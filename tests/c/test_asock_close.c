@@ -45,7 +45,6 @@ RN_TEST(close_goes_through_closing_to_closed)
 {
     int a, b;
     char buf[4];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     g_closing_sock = s;
@@ -81,7 +80,6 @@ RN_TEST(close_waits_for_executing_send)
     int a, b;
     char buf[4];
     struct background sender, closer;
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     gate_arm();
@@ -147,7 +145,6 @@ RN_TEST(p13_close_abandons_in_start_order)
     int a, b;
     char x[3][4];
     int rctx[3] = {10, 11, 12}, sctx[3] = {20, 21, 22};
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
@@ -189,7 +186,6 @@ RN_TEST(p18_inline_callback_may_close_its_socket)
 {
     int a, b;
     char buf[2];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     g_inline_close = s;

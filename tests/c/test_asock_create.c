@@ -114,7 +114,6 @@ RN_TEST(destroy_waits_while_opening)
     int a, b;
     rn_asock_t *s = NULL;
     struct background opener, destroyer;
-    cb_reset();
     RN_CHECK_EQ(unix_pair(&a, &b), 0);
     RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
     gate_arm();
@@ -148,7 +147,6 @@ RN_TEST(destroy_waits_while_closing)
     int a, b;
     char buf[8];
     struct background closer, destroyer;
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     rn_asock_buffer_t rb = {buf, sizeof(buf)};
@@ -172,7 +170,6 @@ RN_TEST(destroy_closes_an_open_socket)
 {
     int a, b;
     char buf[8];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     RN_CHECK_EQ(receive_into(s, buf, sizeof(buf), NULL), 0);
@@ -241,7 +238,6 @@ RN_TEST(p1_p2_destroy_from_own_callback)
     int a, b, c, d;
     char x[4];
     int threads = thread_count();
-    cb_reset();
     use_counting_allocator();
     RN_CHECK_EQ(unix_pair(&a, &b), 0);
     RN_CHECK_EQ(unix_pair(&c, &d), 0);
@@ -278,7 +274,6 @@ RN_TEST(p1_p2_destroy_from_own_callback)
 RN_TEST(p12_churn_leaves_nothing_behind)
 {
     char x[4];
-    cb_reset();
     use_counting_allocator();
     for (int i = 0; i < 200; i++) {
         int a, b;

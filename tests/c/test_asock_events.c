@@ -36,7 +36,6 @@ RN_TEST(abandoned_completes_pending_send_and_receive_and_frees)
     int a, b;
     char x[4];
     int ctx_s = 1, ctx_r = 2;
-    cb_reset();
     use_counting_allocator();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
@@ -74,7 +73,6 @@ RN_TEST(p9_rdhup_delivers_remaining_data_before_abandoned)
     char x[16];
     rn_port_cb cb;
     void *ctx;
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     rn_asock_buffer_t rb = {x, sizeof(x)};
@@ -102,7 +100,6 @@ RN_TEST(p10_receive_eagain_rearms_without_callback)
 {
     int a, b;
     char x[8];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_recv_seam();
@@ -122,7 +119,6 @@ RN_TEST(receive_connection_reset_is_abandoned)
     int a, b;
     char x[8];
     struct linger lg = {1, 0};
-    cb_reset();
     rn_asock_t *s = open_sock_on_tcp_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_recv_seam();
@@ -147,7 +143,6 @@ RN_TEST(receive_other_errors_complete_with_error)
 {
     int a, b;
     char x[8];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_recv_seam();
@@ -165,7 +160,6 @@ RN_TEST(receive_end_of_stream_is_abandoned)
 {
     int a, b;
     char x[8];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     RN_CHECK_EQ(receive_into(s, x, sizeof(x), NULL), 0);
@@ -182,7 +176,6 @@ RN_TEST(completed_operations_free_their_context)
 {
     int a, b;
     char x[8];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_counting_allocator();
@@ -213,7 +206,6 @@ RN_TEST(p5_epollout_path_keeps_progress_across_eagain)
     int a, b;
     enum { N = 3000 };
     static char data[N], got[N];
-    cb_reset();
     for (int i = 0; i < N; i++)
         data[i] = (char)('a' + i % 26);
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
@@ -239,7 +231,6 @@ RN_TEST(p5_epollout_path_keeps_progress_across_eagain)
 RN_TEST(epollout_path_connection_reset_is_abandoned)
 {
     static const int errs[] = {ECONNRESET, EPIPE};
-    cb_reset();
     for (int k = 0; k < 2; k++) {
         int a, b;
         rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
@@ -263,7 +254,6 @@ RN_TEST(epollout_path_connection_reset_is_abandoned)
 RN_TEST(epollout_path_other_error_is_error)
 {
     int a, b;
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
@@ -286,7 +276,6 @@ RN_TEST(error_action_completes_send_and_receive_with_error)
     char x[4];
     rn_port_cb cb;
     void *ctx;
-    cb_reset();
     use_counting_allocator();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
@@ -320,7 +309,6 @@ RN_TEST(p3_send_and_receive_outstanding_together)
 {
     int a, b;
     char x[8];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     RN_CHECK_EQ(receive_into(s, x, sizeof(x), NULL), 0);

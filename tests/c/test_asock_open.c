@@ -38,7 +38,6 @@ RN_TEST(open_calls_on_open_ok_inline_and_returns_0)
     int a, b;
     int ctx = 7;
     rn_asock_t *s = NULL, *t = NULL;
-    cb_reset();
     RN_CHECK_EQ(unix_pair(&a, &b), 0);
     RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
     RN_CHECK_EQ(rn_asock_open_async(s, on_open, &ctx), 0);
@@ -76,7 +75,6 @@ RN_TEST(open_switches_to_opening_and_refuses_second_open)
 {
     int a, b;
     rn_asock_t *s = NULL;
-    cb_reset();
     RN_CHECK_EQ(unix_pair(&a, &b), 0);
     RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
     g_reenter_sock = s;
@@ -93,7 +91,6 @@ RN_TEST(open_switches_to_opening_and_refuses_second_open)
 RN_TEST(open_fails_after_the_socket_was_closed)
 {
     int a, b;
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     rn_asock_close(s);
@@ -122,7 +119,6 @@ RN_TEST(open_sets_state_open)
 {
     int a, b;
     char buf[4];
-    cb_reset();
     RN_CHECK_EQ(unix_pair(&a, &b), 0);
     rn_asock_t *s = NULL;
     RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
@@ -139,7 +135,6 @@ RN_TEST(open_fails_when_epoll_add_or_fcntl_fails)
 {
     int a, b;
     rn_asock_t *s = NULL;
-    cb_reset();
     RN_CHECK_EQ(unix_pair(&a, &b), 0);
     RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
     use_call_log();

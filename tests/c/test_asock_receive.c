@@ -29,7 +29,6 @@ RN_TEST(receive_rejects_bad_arguments)
 {
     int a, b;
     char x[4];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     rn_asock_buffer_t ok = {x, 4};
@@ -58,7 +57,6 @@ RN_TEST(receive_completes_ok_with_the_bytes_read)
 {
     int a, b;
     char buf[16] = {0};
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_recv_seam();
@@ -80,7 +78,6 @@ RN_TEST(receive_on_socket_not_open_fails)
     int a, b;
     char x[4];
     rn_asock_t *s = NULL;
-    cb_reset();
     RN_CHECK_EQ(unix_pair(&a, &b), 0);
     RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
     rn_asock_buffer_t rb = {x, 4};
@@ -99,7 +96,6 @@ RN_TEST(receive_copies_descriptors_and_fills_every_buffer)
 {
     int a, b;
     char b1[2], b2[3], b3[4];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     {
@@ -123,7 +119,6 @@ RN_TEST(receive_arms_epollin_on_the_port)
 {
     int a, b;
     char x[4];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_call_log();
@@ -141,7 +136,6 @@ RN_TEST(receive_fails_cleanly_on_allocation_or_port_failure)
 {
     int a, b;
     char x[4];
-    cb_reset();
     use_counting_allocator();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);

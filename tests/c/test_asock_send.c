@@ -32,7 +32,6 @@ RN_TEST(send_rejects_bad_arguments)
 {
     int a, b;
     char x[4] = "abc";
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     rn_asock_buffer_t ok = {x, 3};
@@ -70,7 +69,6 @@ RN_TEST(send_completes_inline_with_send_ok)
 {
     int a, b;
     char buf[5];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     RN_CHECK_EQ(send_str(s, "hello", NULL), RN_ASOCK_SEND_SYNC_OK);
@@ -87,7 +85,6 @@ RN_TEST(send_on_socket_not_open_is_abandoned)
 {
     int a, b;
     rn_asock_t *s = NULL;
-    cb_reset();
     RN_CHECK_EQ(unix_pair(&a, &b), 0);
     RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
     RN_CHECK_EQ(send_str(s, "x", NULL), RN_ASOCK_SEND_SYNC_ABANDONED);
@@ -104,7 +101,6 @@ RN_TEST(send_on_socket_not_open_is_abandoned)
 RN_TEST(p19_send_uses_msg_nosignal)
 {
     int a, b;
-    cb_reset();
     signal(SIGPIPE, SIG_DFL);
     rn_asock_t *s = open_sock_on_tcp_pair(&a, &b);
     RN_CHECK(s != NULL);
@@ -128,7 +124,6 @@ RN_TEST(send_loops_until_the_payload_is_sent)
 {
     int a, b;
     char buf[26];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
@@ -152,7 +147,6 @@ RN_TEST(send_on_eagain_queues_and_arms_epollout)
 {
     int a, b;
     char buf[6];
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
@@ -185,7 +179,6 @@ RN_TEST(send_on_eagain_queues_and_arms_epollout)
 RN_TEST(send_connection_errors_return_abandoned_without_callback)
 {
     static const int errs[] = {ECONNRESET, ENOTCONN, EPIPE};
-    cb_reset();
     for (int k = 0; k < 3; k++) {
         int a, b;
         rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
@@ -206,7 +199,6 @@ RN_TEST(send_connection_errors_return_abandoned_without_callback)
 RN_TEST(send_other_errors_return_error_without_callback)
 {
     int a, b;
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
@@ -222,7 +214,6 @@ RN_TEST(send_other_errors_return_error_without_callback)
 RN_TEST(p16_send_errno_saved_before_other_calls)
 {
     int a, b;
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
@@ -240,7 +231,6 @@ RN_TEST(p16_send_errno_saved_before_other_calls)
 RN_TEST(send_fails_cleanly_on_allocation_or_port_failure)
 {
     int a, b;
-    cb_reset();
     use_counting_allocator();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
@@ -273,7 +263,6 @@ RN_TEST(send_fails_cleanly_on_allocation_or_port_failure)
 RN_TEST(p7_error_mid_payload_is_not_masked)
 {
     int a, b;
-    cb_reset();
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
@@ -338,7 +327,6 @@ RN_TEST(p8_sends_keep_order_under_backpressure)
     int ctx[SENDS];
     pthread_t t;
     int small = 16384;
-    cb_reset();
     RN_CHECK(data && got);
     for (size_t i = 0; i < total; i++)
         data[i] = (unsigned char)((i * 7 + i / 8192) & 0xff);

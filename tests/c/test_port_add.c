@@ -41,8 +41,7 @@ RN_TEST(add_succeeds_and_callback_runs_on_worker_with_in)
     rn_port_t *port = NULL;
     struct rec r = {0};
     int p[2];
-    RN_CHECK_EQ(open_port_and_pipe(&port, p), 0);
-    RN_CHECK_EQ(rn_port_add(port, EPOLLIN, p[0], rec_cb, &r), 0);
+    RN_CHECK_EQ(open_port_with_armed_pipe(&port, p, &r), 0);
     RN_CHECK_EQ(write(p[1], "x", 1), 1);
     WAIT_FOR(atomic_load(&r.calls) == 1);
     RN_CHECK_EQ(atomic_load(&r.action), RN_PORT_EPOLLIN);

@@ -38,8 +38,7 @@ RN_TEST(remove_deletes_and_abandons_on_calling_thread)
     rn_port_t *port = NULL;
     struct rec r = {0};
     int p[2];
-    RN_CHECK_EQ(open_port_and_pipe(&port, p), 0);
-    RN_CHECK_EQ(rn_port_add(port, EPOLLIN, p[0], rec_cb, &r), 0);
+    RN_CHECK_EQ(open_port_with_armed_pipe(&port, p, &r), 0);
     use_call_log();
     rn_port_remove(port, p[0]);
     RN_CHECK_EQ(atomic_load(&g_nlog), 1);
@@ -85,9 +84,7 @@ RN_TEST(p13_remove_abandons_fifo_and_frees)
     rn_port_t *port = NULL;
     struct rec rd = {0}, wr = {0};
     int sv[2];
-    RN_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    /* Fill the socket so EPOLLOUT cannot fire. */
-    fill_send_buffer(sv[0]);
+    RN_CHECK_EQ(unix_pair_first_end_full(sv), 0);
     use_counting_allocator();
     RN_CHECK_EQ(rn_port_create(&port), 0);
     atomic_store(&g_order_next, 0);
