@@ -67,7 +67,23 @@ open_sock(int fd)
     return s;
 }
 
-/* An opened socket over the first end of a pair made by make_pair. */
+/* A created (not opened) socket over the first end of a pair made by
+ * make_pair; NULL, with both ends closed, on failure. */
+static rn_asock_t *
+create_sock_on_pair(int (*make_pair)(int *, int *), int *fd, int *peer)
+{
+    rn_asock_t *s = NULL;
+    if (make_pair(fd, peer) != 0)
+        return NULL;
+    if (rn_asock_create(NULL, *fd, &s) != 0) {
+        close(*fd);
+        close(*peer);
+        return NULL;
+    }
+    return s;
+}
+
+/* open_sock over the first end of a pair made by make_pair. */
 static rn_asock_t *
 open_sock_on_pair(int (*make_pair)(int *, int *), int *fd, int *peer)
 {
@@ -77,6 +93,12 @@ open_sock_on_pair(int (*make_pair)(int *, int *), int *fd, int *peer)
     if (s == NULL)
         close(*peer);
     return s;
+}
+
+rn_asock_t *
+create_sock_on_unix_pair(int *fd, int *peer)
+{
+    return create_sock_on_pair(unix_pair, fd, peer);
 }
 
 rn_asock_t *

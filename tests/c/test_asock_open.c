@@ -74,9 +74,8 @@ reentering_fcntl(int fd, int cmd, int arg)
 RN_TEST(open_switches_to_opening_and_refuses_second_open)
 {
     int a, b;
-    rn_asock_t *s = NULL;
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
+    rn_asock_t *s = create_sock_on_unix_pair(&a, &b);
+    RN_CHECK(s != NULL);
     g_reenter_sock = s;
     rn_sys.fcntl = reentering_fcntl;
     RN_CHECK_EQ(rn_asock_open_async(s, on_open, NULL), 0);
@@ -119,9 +118,8 @@ RN_TEST(open_sets_state_open)
 {
     int a, b;
     char buf[4];
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = NULL;
-    RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
+    rn_asock_t *s = create_sock_on_unix_pair(&a, &b);
+    RN_CHECK(s != NULL);
     RN_CHECK_EQ(send_str(s, "x", NULL), RN_ASOCK_SEND_SYNC_ABANDONED);
     RN_CHECK_EQ(rn_asock_open_async(s, on_open, NULL), 0);
     RN_CHECK_EQ(send_str(s, "ok", NULL), RN_ASOCK_SEND_SYNC_OK);
@@ -134,9 +132,8 @@ RN_TEST(open_sets_state_open)
 RN_TEST(open_fails_when_epoll_add_or_fcntl_fails)
 {
     int a, b;
-    rn_asock_t *s = NULL;
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
+    rn_asock_t *s = create_sock_on_unix_pair(&a, &b);
+    RN_CHECK(s != NULL);
     use_call_log();
     atomic_store(&g_ctl_fail_errno, ENOSPC);
     atomic_store(&g_ctl_fail_op, EPOLL_CTL_ADD);

@@ -77,9 +77,8 @@ RN_TEST(receive_on_socket_not_open_fails)
 {
     int a, b;
     char x[4];
-    rn_asock_t *s = NULL;
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
+    rn_asock_t *s = create_sock_on_unix_pair(&a, &b);
+    RN_CHECK(s != NULL);
     rn_asock_buffer_t rb = {x, 4};
     RN_CHECK(rn_asock_receive_async(s, &rb, 1, on_recv, NULL) != 0);
     RN_CHECK_EQ(rn_asock_open_async(s, on_open, NULL), 0);

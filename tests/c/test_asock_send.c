@@ -84,9 +84,8 @@ RN_TEST(send_completes_inline_with_send_ok)
 RN_TEST(send_on_socket_not_open_is_abandoned)
 {
     int a, b;
-    rn_asock_t *s = NULL;
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
+    rn_asock_t *s = create_sock_on_unix_pair(&a, &b);
+    RN_CHECK(s != NULL);
     RN_CHECK_EQ(send_str(s, "x", NULL), RN_ASOCK_SEND_SYNC_ABANDONED);
     RN_CHECK_EQ(rn_asock_open_async(s, on_open, NULL), 0);
     rn_asock_close(s);
