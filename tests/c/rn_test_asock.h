@@ -52,9 +52,10 @@ rn_asock_t *open_sock(int fd);
  * created and opened (on_open) over its first end, *fd; *peer is the other
  * end, the test's.  NULL, with both ends closed, on failure. */
 rn_asock_t *open_sock_on_unix_pair(int *fd, int *peer);
-/* The same socket created but not opened. */
-rn_asock_t *create_sock_on_unix_pair(int *fd, int *peer);
 rn_asock_t *open_sock_on_tcp_pair(int *fd, int *peer);
+
+/* The same over an AF_UNIX pair, but the socket only created, not opened. */
+rn_asock_t *create_sock_on_unix_pair(int *fd, int *peer);
 
 /* Starts a receive of up to len bytes into buf with on_recv and ctx. */
 int receive_into(rn_asock_t *s, void *buf, uint32_t len, void *ctx);
