@@ -5,8 +5,10 @@
 #include "rn_test_asock.h"
 
 #include "rn_sys.h"
+#include "rn_test_support.h"
 
 #include <string.h>
+#include <unistd.h>
 
 struct cb g_cb;
 
@@ -54,13 +56,68 @@ rn_asock_t *
 open_sock(int fd)
 {
     rn_asock_t *s = NULL;
-    if (rn_asock_create(NULL, fd, &s) != 0)
+    if (rn_asock_create(NULL, fd, &s) != 0) {
+        close(fd); /* the socket owns fd only once create succeeds */
         return NULL;
+    }
     if (rn_asock_open_async(s, on_open, NULL) != 0) {
         rn_asock_destroy(s);
         return NULL;
     }
     return s;
+}
+
+/* A created (not opened) socket over the first end of a pair made by
+ * make_pair; NULL, with both ends closed, on failure. */
+static rn_asock_t *
+create_sock_on_pair(int (*make_pair)(int *, int *), int *fd, int *peer)
+{
+    rn_asock_t *s = NULL;
+    if (make_pair(fd, peer) != 0)
+        return NULL;
+    if (rn_asock_create(NULL, *fd, &s) != 0) {
+        close(*fd);
+        close(*peer);
+        return NULL;
+    }
+    return s;
+}
+
+/* open_sock over the first end of a pair made by make_pair. */
+static rn_asock_t *
+open_sock_on_pair(int (*make_pair)(int *, int *), int *fd, int *peer)
+{
+    if (make_pair(fd, peer) != 0)
+        return NULL;
+    rn_asock_t *s = open_sock(*fd);
+    if (s == NULL)
+        close(*peer);
+    return s;
+}
+
+rn_asock_t *
+create_sock_on_unix_pair(int *fd, int *peer)
+{
+    return create_sock_on_pair(unix_pair, fd, peer);
+}
+
+rn_asock_t *
+open_sock_on_unix_pair(int *fd, int *peer)
+{
+    return open_sock_on_pair(unix_pair, fd, peer);
+}
+
+rn_asock_t *
+open_sock_on_tcp_pair(int *fd, int *peer)
+{
+    return open_sock_on_pair(tcp_pair, fd, peer);
+}
+
+int
+receive_into(rn_asock_t *s, void *buf, uint32_t len, void *ctx)
+{
+    rn_asock_buffer_t b = {buf, len};
+    return rn_asock_receive_async(s, &b, 1, on_recv, ctx);
 }
 
 rn_asock_send_sync_result_t
@@ -75,6 +132,15 @@ finish(void)
 {
     rn_sys_reset();
     rn_port_global_release();
+}
+
+void
+finish_pair(rn_asock_t *s, int peer)
+{
+    rn_asock_destroy(s);
+    if (peer >= 0)
+        close(peer);
+    finish();
 }
 
 int

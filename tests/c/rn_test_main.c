@@ -7,6 +7,7 @@
  * "N passed, N failed, N skipped" line.
  */
 #include "rn_test.h"
+#include "rn_test_asock.h"
 #include "rn_test_support.h"
 
 #include <stdlib.h>
@@ -59,6 +60,7 @@ run(int index)
     int before = failures;
     skip_reason = NULL;
     test_support_reset();
+    cb_reset();
     tests[index].fn();
     if (failures != before)
         return 1;

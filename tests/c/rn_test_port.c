@@ -6,6 +6,8 @@
 
 #include "rn_test_support.h"
 
+#include <unistd.h>
+
 atomic_int g_order_next;
 atomic_int g_gate_cb_done;
 
@@ -35,6 +37,48 @@ gated_cb_arm(void)
 {
     atomic_store(&g_gate_cb_done, 0);
     gate_arm();
+}
+
+int
+open_port_and_pipe(rn_port_t **port, int p[2])
+{
+    if (make_pipe(p) != 0)
+        return -1;
+    if (rn_port_create(port) != 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    return 0;
+}
+
+int
+open_port_with_armed_pipe(rn_port_t **port, int p[2], struct rec *r)
+{
+    if (open_port_and_pipe(port, p) != 0)
+        return -1;
+    if (rn_port_add(*port, EPOLLIN, p[0], rec_cb, r) != 0) {
+        release_port_and_pair(*port, p);
+        return -1;
+    }
+    return 0;
+}
+
+int
+unix_pair_first_end_full(int pair[2])
+{
+    if (unix_pair(&pair[0], &pair[1]) != 0)
+        return -1;
+    fill_send_buffer(pair[0]);
+    return 0;
+}
+
+void
+release_port_and_pair(rn_port_t *port, int pair[2])
+{
+    rn_port_dec_ref(port);
+    close(pair[0]);
+    close(pair[1]);
 }
 
 void

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 
 static int
 parse(const char *text)
@@ -11,6 +12,34 @@ parse(const char *text)
     rn_addr_t addr;
     return rn_addr_parse(text, strlen(text), &addr);
 }
+
+/* For RN_CHECK_PARSES_AS: any failure, whatever its errno. */
+#define ANY_ERROR INT_MIN
+
+/* The first of texts[0..n) whose parse() is not `expected` (ANY_ERROR:
+ * not negative), or NULL when every verdict holds. */
+static const char *
+first_wrong_verdict(const char *const *texts, size_t n, int expected)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = parse(texts[i]);
+        if (expected == ANY_ERROR ? rc >= 0 : rc != expected)
+            return texts[i];
+    }
+    return NULL;
+}
+
+/* Checks that every literal of the array texts parses to `expected`; a
+ * failure names the literal. */
+#define RN_CHECK_PARSES_AS(texts, expected)                                \
+    do {                                                                   \
+        const char *wrong_ = first_wrong_verdict(                          \
+            texts, sizeof(texts) / sizeof((texts)[0]), expected);          \
+        if (wrong_ != NULL) {                                              \
+            rn_test_fail(__FILE__, __LINE__, wrong_);                      \
+            return;                                                        \
+        }                                                                  \
+    } while (0)
 
 static const char *
 roundtrip(const char *text, char *buf, size_t size)
@@ -25,12 +54,12 @@ roundtrip(const char *text, char *buf, size_t size)
 
 RN_TEST(ipv4_canonical_literals_parse)
 {
-    RN_CHECK_EQ(parse("127.0.0.1"), AF_INET);
-    RN_CHECK_EQ(parse("1.2.3.4"), AF_INET);
-    RN_CHECK_EQ(parse("223.255.255.255"), AF_INET);
-    RN_CHECK_EQ(parse("10.0.0.0"), AF_INET);
-    /* D4 drops the original's '192.168.0.0' string quirk. */
-    RN_CHECK_EQ(parse("192.168.0.0"), AF_INET);
+    static const char *const literals[] = {
+        "127.0.0.1", "1.2.3.4", "223.255.255.255", "10.0.0.0",
+        /* D4 drops the original's '192.168.0.0' string quirk. */
+        "192.168.0.0",
+    };
+    RN_CHECK_PARSES_AS(literals, AF_INET);
 }
 
 RN_TEST(ipv4_malformed_literals_are_einval)
@@ -42,20 +71,15 @@ RN_TEST(ipv4_malformed_literals_are_einval)
         "1.-0.2.3", "1.2.3.4\n", "1_0.2.3.4", "0x7f.0.0.1", "a.b.c.d",
         "1.2.3.4/8", "\xd9\xa1.2.3.4", "localhost", "1.2.3.4:80",
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (parse(bad[i]) != -EINVAL) {
-            rn_test_fail(__FILE__, __LINE__, bad[i]);
-            return;
-        }
-    }
+    RN_CHECK_PARSES_AS(bad, -EINVAL);
 }
 
 RN_TEST(ipv4_unusable_first_octet_is_eaddrnotavail)
 {
-    RN_CHECK_EQ(parse("0.0.0.0"), -EADDRNOTAVAIL);
-    RN_CHECK_EQ(parse("0.1.2.3"), -EADDRNOTAVAIL);
-    RN_CHECK_EQ(parse("224.0.0.1"), -EADDRNOTAVAIL);
-    RN_CHECK_EQ(parse("255.255.255.255"), -EADDRNOTAVAIL);
+    static const char *const literals[] = {
+        "0.0.0.0", "0.1.2.3", "224.0.0.1", "255.255.255.255",
+    };
+    RN_CHECK_PARSES_AS(literals, -EADDRNOTAVAIL);
 }
 
 RN_TEST(embedded_nul_and_overlong_input_are_einval)
@@ -83,23 +107,20 @@ RN_TEST(dotted_syntax_alone_accepts_zero_and_high_octets)
 
 RN_TEST(ipv6_literals_parse)
 {
-    RN_CHECK_EQ(parse("::1"), AF_INET6);
-    RN_CHECK_EQ(parse("0::1"), AF_INET6);
-    RN_CHECK_EQ(parse("2001:db8::1"), AF_INET6);
-    RN_CHECK_EQ(parse("2001:DB8:0:0:0:0:0:1"), AF_INET6);
-    RN_CHECK_EQ(parse("fe80::1%1"), AF_INET6);
-    RN_CHECK_EQ(parse("fe80::1%lo"), AF_INET6);
+    static const char *const literals[] = {
+        "::1", "0::1", "2001:db8::1", "2001:DB8:0:0:0:0:0:1", "fe80::1%1",
+        "fe80::1%lo",
+    };
+    RN_CHECK_PARSES_AS(literals, AF_INET6);
 }
 
 RN_TEST(ipv6_policy_refusals)
 {
-    RN_CHECK_EQ(parse("::"), -EADDRNOTAVAIL);
-    RN_CHECK_EQ(parse("ff02::1"), -EADDRNOTAVAIL);
-    RN_CHECK_EQ(parse("::ffff:127.0.0.1"), -EADDRNOTAVAIL);
-    RN_CHECK_EQ(parse("::1.2.3.4"), -EADDRNOTAVAIL);
-    RN_CHECK_EQ(parse("fe80::1"), -EADDRNOTAVAIL);
-    RN_CHECK_EQ(parse("::1%1"), -EADDRNOTAVAIL);
-    RN_CHECK_EQ(parse("2001:db8::1%lo"), -EADDRNOTAVAIL);
+    static const char *const literals[] = {
+        "::", "ff02::1", "::ffff:127.0.0.1", "::1.2.3.4", "fe80::1",
+        "::1%1", "2001:db8::1%lo",
+    };
+    RN_CHECK_PARSES_AS(literals, -EADDRNOTAVAIL);
 }
 
 RN_TEST(ipv6_malformed_literals)
@@ -108,12 +129,7 @@ RN_TEST(ipv6_malformed_literals)
         ":", ":::", "1::2::3", "::1 ", " ::1", "[::1]", "::g", "12345::",
         "1:2:3:4:5:6:7:8:9", "%1", "::1%",
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (parse(bad[i]) >= 0) {
-            rn_test_fail(__FILE__, __LINE__, bad[i]);
-            return;
-        }
-    }
+    RN_CHECK_PARSES_AS(bad, ANY_ERROR);
     RN_CHECK_EQ(parse("fe80::1%"), -EINVAL);
     RN_CHECK_EQ(parse("fe80::1%01"), -EINVAL);
     RN_CHECK_EQ(parse("fe80::1%nosuchif0"), -ENXIO);

@@ -45,9 +45,7 @@ RN_TEST(close_goes_through_closing_to_closed)
 {
     int a, b;
     char buf[4];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     g_closing_sock = s;
     rn_asock_buffer_t rb = {buf, sizeof(buf)};
@@ -61,9 +59,7 @@ RN_TEST(close_goes_through_closing_to_closed)
     RN_CHECK(rn_asock_receive_async(s, &rb, 1, on_recv, NULL) != 0);
     RN_CHECK_EQ(rn_asock_fd(s), -1);
     rn_asock_close(s);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 struct send_args {
@@ -84,9 +80,7 @@ RN_TEST(close_waits_for_executing_send)
     int a, b;
     char buf[4];
     struct background sender, closer;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     gate_arm();
     rn_sys.sendmsg = gated_sendmsg;
@@ -104,9 +98,7 @@ RN_TEST(close_waits_for_executing_send)
     RN_CHECK_EQ(g_cb.send_results[0], RN_ASOCK_SEND_OK);
     RN_CHECK_EQ(read_exact(b, buf, 3), 0); /* it got out before close */
     RN_CHECK_MEM(buf, "abc", 3);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /** P20: close deregisters the fd from epoll before it closes it. */
@@ -114,8 +106,7 @@ RN_TEST(close_waits_for_executing_send)
 RN_TEST(close_deletes_from_epoll_then_closes_fd)
 {
     int a, b;
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_call_log();
     rn_asock_close(s);
@@ -123,18 +114,15 @@ RN_TEST(close_deletes_from_epoll_then_closes_fd)
     RN_CHECK(del >= 0);
     RN_CHECK(cls >= 0);
     RN_CHECK(del < cls);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_042 */
 RN_TEST(close_does_nothing_unless_open)
 {
     int a, b;
-    rn_asock_t *s = NULL;
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
+    rn_asock_t *s = create_sock_on_unix_pair(&a, &b);
+    RN_CHECK(s != NULL);
     use_call_log();
     rn_asock_close(s); /* never opened */
     RN_CHECK_EQ(atomic_load(&g_nlog), 0);
@@ -144,9 +132,7 @@ RN_TEST(close_does_nothing_unless_open)
     int n = atomic_load(&g_nlog);
     rn_asock_close(s); /* already closed */
     RN_CHECK_EQ(atomic_load(&g_nlog), n);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* --- close against pending operations, sends and callbacks --------------- */
@@ -158,9 +144,7 @@ RN_TEST(p13_close_abandons_in_start_order)
     int a, b;
     char x[3][4];
     int rctx[3] = {10, 11, 12}, sctx[3] = {20, 21, 22};
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
     atomic_store(&g_send_fail_errno, EAGAIN);
@@ -180,9 +164,7 @@ RN_TEST(p13_close_abandons_in_start_order)
         RN_CHECK_EQ(g_cb.send_results[i], RN_ASOCK_SEND_ABANDONED);
     }
     atomic_store(&g_send_fail_at, -1);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* An inline send callback that closes its own socket. */
@@ -203,9 +185,7 @@ RN_TEST(p18_inline_callback_may_close_its_socket)
 {
     int a, b;
     char buf[2];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     g_inline_close = s;
     rn_asock_buffer_t sb = {"hi", 2};
@@ -214,9 +194,7 @@ RN_TEST(p18_inline_callback_may_close_its_socket)
     RN_CHECK_EQ(atomic_load(&g_inline_closed), 1);
     RN_CHECK_EQ(rn_asock_fd(s), -1);
     RN_CHECK_EQ(read_exact(b, buf, 2), 0);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 struct churn {
@@ -257,9 +235,8 @@ RN_TEST(p15_sends_racing_close_each_complete_once)
         int a, b;
         pthread_t t;
         cb_reset();
-        RN_CHECK_EQ(unix_pair(&a, &b), 0);
+        rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
         fcntl(b, F_SETFL, O_NONBLOCK);
-        rn_asock_t *s = open_sock(a);
         RN_CHECK(s != NULL);
         struct churn c = {s, 0, 0};
         pthread_create(&t, NULL, churn_sender, &c);

@@ -36,8 +36,7 @@ RN_TEST(create_returns_handle_with_null_engine)
     RN_CHECK_EQ(rn_asock_create(&engine, b, &t), 0); /* any engine too */
     RN_CHECK(t != NULL);
     rn_asock_destroy(s);
-    rn_asock_destroy(t);
-    finish();
+    finish_pair(t, -1);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_003 */
@@ -62,8 +61,7 @@ RN_TEST(create_gets_the_process_completion_port)
     RN_CHECK_EQ(rn_asock_create(NULL, b, &t), 0);
     RN_CHECK_EQ(thread_count(), threads + 1); /* one port, one worker */
     rn_asock_destroy(s);
-    rn_asock_destroy(t);
-    finish();
+    finish_pair(t, -1);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_006 */
@@ -116,7 +114,6 @@ RN_TEST(destroy_waits_while_opening)
     int a, b;
     rn_asock_t *s = NULL;
     struct background opener, destroyer;
-    cb_reset();
     RN_CHECK_EQ(unix_pair(&a, &b), 0);
     RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
     gate_arm();
@@ -150,9 +147,7 @@ RN_TEST(destroy_waits_while_closing)
     int a, b;
     char buf[8];
     struct background closer, destroyer;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     rn_asock_buffer_t rb = {buf, sizeof(buf)};
     RN_CHECK_EQ(rn_asock_receive_async(s, &rb, 1, gated_on_recv, NULL), 0);
@@ -175,12 +170,9 @@ RN_TEST(destroy_closes_an_open_socket)
 {
     int a, b;
     char buf[8];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
-    rn_asock_buffer_t rb = {buf, sizeof(buf)};
-    RN_CHECK_EQ(rn_asock_receive_async(s, &rb, 1, on_recv, NULL), 0);
+    RN_CHECK_EQ(receive_into(s, buf, sizeof(buf), NULL), 0);
     use_call_log();
     rn_asock_destroy(s);
     RN_CHECK_EQ(atomic_load(&g_cb.recv_calls), 1);
@@ -197,8 +189,7 @@ RN_TEST(destroy_releases_the_completion_port)
 {
     int a, b;
     int threads = thread_count();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     rn_port_global_release(); /* only the socket holds the port now */
     RN_CHECK_EQ(thread_count(), threads + 1);
@@ -214,11 +205,9 @@ RN_TEST(destroy_frees_everything)
     int a, b;
     char buf[8];
     use_counting_allocator();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
-    rn_asock_buffer_t rb = {buf, sizeof(buf)};
-    RN_CHECK_EQ(rn_asock_receive_async(s, &rb, 1, on_recv, NULL), 0);
+    RN_CHECK_EQ(receive_into(s, buf, sizeof(buf), NULL), 0);
     RN_CHECK_EQ(send_str(s, "hi", NULL), RN_ASOCK_SEND_SYNC_OK);
     rn_asock_destroy(s);
     /* A never-opened socket: destroy closes its fd too. */
@@ -249,7 +238,6 @@ RN_TEST(p1_p2_destroy_from_own_callback)
     int a, b, c, d;
     char x[4];
     int threads = thread_count();
-    cb_reset();
     use_counting_allocator();
     RN_CHECK_EQ(unix_pair(&a, &b), 0);
     RN_CHECK_EQ(unix_pair(&c, &d), 0);
@@ -286,15 +274,12 @@ RN_TEST(p1_p2_destroy_from_own_callback)
 RN_TEST(p12_churn_leaves_nothing_behind)
 {
     char x[4];
-    cb_reset();
     use_counting_allocator();
     for (int i = 0; i < 200; i++) {
         int a, b;
-        RN_CHECK_EQ(unix_pair(&a, &b), 0);
-        rn_asock_t *s = open_sock(a);
+        rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
         RN_CHECK(s != NULL);
-        rn_asock_buffer_t rb = {x, 4};
-        RN_CHECK_EQ(rn_asock_receive_async(s, &rb, 1, on_recv, NULL), 0);
+        RN_CHECK_EQ(receive_into(s, x, 4, NULL), 0);
         rn_asock_destroy(s);
         close(b);
     }

@@ -36,10 +36,8 @@ RN_TEST(abandoned_completes_pending_send_and_receive_and_frees)
     int a, b;
     char x[4];
     int ctx_s = 1, ctx_r = 2;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
     use_counting_allocator();
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
     atomic_store(&g_send_fail_errno, EAGAIN); /* the send stays pending */
@@ -75,9 +73,7 @@ RN_TEST(p9_rdhup_delivers_remaining_data_before_abandoned)
     char x[16];
     rn_port_cb cb;
     void *ctx;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     rn_asock_buffer_t rb = {x, sizeof(x)};
     RN_CHECK_EQ(rn_asock_receive_async(s, &rb, 1, on_recv, NULL), 0);
@@ -93,8 +89,7 @@ RN_TEST(p9_rdhup_delivers_remaining_data_before_abandoned)
     WAIT_FOR(atomic_load(&g_cb.recv_calls) == 2);
     RN_CHECK_EQ(g_cb.recv_results[1], RN_ASOCK_RECEIVE_ABANDONED);
     RN_CHECK_EQ(g_cb.recv_bytes[1], 0);
-    rn_asock_destroy(s);
-    finish();
+    finish_pair(s, -1);
 }
 
 /** P10: EAGAIN on a readiness report re-arms the receive without calling
@@ -105,22 +100,17 @@ RN_TEST(p10_receive_eagain_rearms_without_callback)
 {
     int a, b;
     char x[8];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_recv_seam();
     atomic_store(&g_recv_eagain, 2);
-    rn_asock_buffer_t rb = {x, sizeof(x)};
-    RN_CHECK_EQ(rn_asock_receive_async(s, &rb, 1, on_recv, NULL), 0);
+    RN_CHECK_EQ(receive_into(s, x, sizeof(x), NULL), 0);
     RN_CHECK_EQ(write(b, "ab", 2), 2);
     WAIT_FOR(atomic_load(&g_cb.recv_calls) == 1);
     RN_CHECK(atomic_load(&g_recv_calls) >= 3); /* two EAGAINs, then data */
     RN_CHECK_EQ(g_cb.recv_results[0], RN_ASOCK_RECEIVE_OK);
     RN_CHECK_EQ(g_cb.recv_bytes[0], 2);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_090 */
@@ -129,9 +119,7 @@ RN_TEST(receive_connection_reset_is_abandoned)
     int a, b;
     char x[8];
     struct linger lg = {1, 0};
-    cb_reset();
-    RN_CHECK_EQ(tcp_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_tcp_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_recv_seam();
     rn_asock_buffer_t rb = {x, sizeof(x)};
@@ -147,8 +135,7 @@ RN_TEST(receive_connection_reset_is_abandoned)
     WAIT_FOR(atomic_load(&g_cb.recv_calls) == 2);
     RN_CHECK_EQ(g_cb.recv_results[1], RN_ASOCK_RECEIVE_ABANDONED);
     atomic_store(&g_recv_fail_errno, 0);
-    rn_asock_destroy(s);
-    finish();
+    finish_pair(s, -1);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_095 */
@@ -156,21 +143,16 @@ RN_TEST(receive_other_errors_complete_with_error)
 {
     int a, b;
     char x[8];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_recv_seam();
     atomic_store(&g_recv_fail_errno, EIO);
-    rn_asock_buffer_t rb = {x, sizeof(x)};
-    RN_CHECK_EQ(rn_asock_receive_async(s, &rb, 1, on_recv, NULL), 0);
+    RN_CHECK_EQ(receive_into(s, x, sizeof(x), NULL), 0);
     RN_CHECK_EQ(write(b, "z", 1), 1);
     WAIT_FOR(atomic_load(&g_cb.recv_calls) == 1);
     RN_CHECK_EQ(g_cb.recv_results[0], RN_ASOCK_RECEIVE_ERROR);
     atomic_store(&g_recv_fail_errno, 0);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_091 */
@@ -178,19 +160,14 @@ RN_TEST(receive_end_of_stream_is_abandoned)
 {
     int a, b;
     char x[8];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
-    rn_asock_buffer_t rb = {x, sizeof(x)};
-    RN_CHECK_EQ(rn_asock_receive_async(s, &rb, 1, on_recv, NULL), 0);
+    RN_CHECK_EQ(receive_into(s, x, sizeof(x), NULL), 0);
     shutdown(b, SHUT_WR);
     WAIT_FOR(atomic_load(&g_cb.recv_calls) == 1);
     RN_CHECK_EQ(g_cb.recv_results[0], RN_ASOCK_RECEIVE_ABANDONED);
     RN_CHECK_EQ(g_cb.recv_bytes[0], 0);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_093 */
@@ -199,9 +176,7 @@ RN_TEST(completed_operations_free_their_context)
 {
     int a, b;
     char x[8];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_counting_allocator();
     use_send_seam();
@@ -216,9 +191,7 @@ RN_TEST(completed_operations_free_their_context)
     }
     /* Every context was freed once its callback ran. */
     WAIT_FOR(atomic_load(&g_allocs) == atomic_load(&g_frees));
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* --- send completions (the EPOLLOUT path) -------------------------------- */
@@ -233,11 +206,9 @@ RN_TEST(p5_epollout_path_keeps_progress_across_eagain)
     int a, b;
     enum { N = 3000 };
     static char data[N], got[N];
-    cb_reset();
     for (int i = 0; i < N; i++)
         data[i] = (char)('a' + i % 26);
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
     atomic_store(&g_send_eagain, 1);  /* into the EPOLLOUT path */
@@ -252,9 +223,7 @@ RN_TEST(p5_epollout_path_keeps_progress_across_eagain)
     RN_CHECK_EQ(g_cb.send_results[0], RN_ASOCK_SEND_OK);
     RN_CHECK_MEM(got, data, N);
     RN_CHECK(atomic_load(&g_send_calls) >= 60);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_097 */
@@ -262,11 +231,9 @@ RN_TEST(p5_epollout_path_keeps_progress_across_eagain)
 RN_TEST(epollout_path_connection_reset_is_abandoned)
 {
     static const int errs[] = {ECONNRESET, EPIPE};
-    cb_reset();
     for (int k = 0; k < 2; k++) {
         int a, b;
-        RN_CHECK_EQ(unix_pair(&a, &b), 0);
-        rn_asock_t *s = open_sock(a);
+        rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
         RN_CHECK(s != NULL);
         use_send_seam();
         atomic_store(&g_send_eagain, 1);
@@ -287,9 +254,7 @@ RN_TEST(epollout_path_connection_reset_is_abandoned)
 RN_TEST(epollout_path_other_error_is_error)
 {
     int a, b;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
     atomic_store(&g_send_eagain, 1);
@@ -299,9 +264,7 @@ RN_TEST(epollout_path_other_error_is_error)
     WAIT_FOR(atomic_load(&g_cb.send_calls) == 1);
     RN_CHECK_EQ(g_cb.send_results[0], RN_ASOCK_SEND_ERROR);
     atomic_store(&g_send_fail_at, -1);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_085 */
@@ -313,13 +276,10 @@ RN_TEST(error_action_completes_send_and_receive_with_error)
     char x[4];
     rn_port_cb cb;
     void *ctx;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
     use_counting_allocator();
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
-    rn_asock_buffer_t rb = {x, sizeof(x)};
-    RN_CHECK_EQ(rn_asock_receive_async(s, &rb, 1, on_recv, NULL), 0);
+    RN_CHECK_EQ(receive_into(s, x, sizeof(x), NULL), 0);
     RN_CHECK_EQ(take_slot(a, EPOLLIN, &cb, &ctx), 0);
     cb(ctx, RN_PORT_ERROR);
     RN_CHECK_EQ(atomic_load(&g_cb.recv_calls), 1);
@@ -349,12 +309,9 @@ RN_TEST(p3_send_and_receive_outstanding_together)
 {
     int a, b;
     char x[8];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
-    rn_asock_buffer_t rb = {x, sizeof(x)};
-    RN_CHECK_EQ(rn_asock_receive_async(s, &rb, 1, on_recv, NULL), 0);
+    RN_CHECK_EQ(receive_into(s, x, sizeof(x), NULL), 0);
     /* Fill the socket so the next send must wait for EPOLLOUT. */
     static char big[1 << 20];
     rn_asock_buffer_t sb = {big, sizeof(big)};
@@ -369,7 +326,5 @@ RN_TEST(p3_send_and_receive_outstanding_together)
     RN_CHECK_EQ(read_exact(b, sink, sizeof(sink)), 0);
     WAIT_FOR(atomic_load(&g_cb.send_calls) == 1);
     RN_CHECK_EQ(g_cb.send_results[0], RN_ASOCK_SEND_OK);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }

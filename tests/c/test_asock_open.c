@@ -27,9 +27,7 @@ RN_TEST(open_rejects_null_socket_and_null_callback)
     RN_CHECK_EQ(unix_pair(&a, &b), 0);
     RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
     RN_CHECK(rn_asock_open_async(s, NULL, NULL) != 0);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_026 */
@@ -40,7 +38,6 @@ RN_TEST(open_calls_on_open_ok_inline_and_returns_0)
     int a, b;
     int ctx = 7;
     rn_asock_t *s = NULL, *t = NULL;
-    cb_reset();
     RN_CHECK_EQ(unix_pair(&a, &b), 0);
     RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
     RN_CHECK_EQ(rn_asock_open_async(s, on_open, &ctx), 0);
@@ -53,8 +50,7 @@ RN_TEST(open_calls_on_open_ok_inline_and_returns_0)
     RN_CHECK_EQ(rn_asock_open_async(t, on_open, NULL), 0);
     RN_CHECK(g_cb.open_ctx == NULL);
     rn_asock_destroy(s);
-    rn_asock_destroy(t);
-    finish();
+    finish_pair(t, -1);
 }
 
 static rn_asock_t *g_reenter_sock;
@@ -78,10 +74,8 @@ reentering_fcntl(int fd, int cmd, int arg)
 RN_TEST(open_switches_to_opening_and_refuses_second_open)
 {
     int a, b;
-    rn_asock_t *s = NULL;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
+    rn_asock_t *s = create_sock_on_unix_pair(&a, &b);
+    RN_CHECK(s != NULL);
     g_reenter_sock = s;
     rn_sys.fcntl = reentering_fcntl;
     RN_CHECK_EQ(rn_asock_open_async(s, on_open, NULL), 0);
@@ -89,25 +83,19 @@ RN_TEST(open_switches_to_opening_and_refuses_second_open)
     RN_CHECK_EQ(atomic_load(&g_reenter_send_rc), RN_ASOCK_SEND_SYNC_ABANDONED);
     RN_CHECK(rn_asock_open_async(s, on_open, NULL) != 0); /* OPEN */
     RN_CHECK_EQ(atomic_load(&g_cb.open_calls), 1);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_030 */
 RN_TEST(open_fails_after_the_socket_was_closed)
 {
     int a, b;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     rn_asock_close(s);
     RN_CHECK(rn_asock_open_async(s, on_open, NULL) != 0);
     RN_CHECK_EQ(atomic_load(&g_cb.open_calls), 1);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_031 */
@@ -122,9 +110,7 @@ RN_TEST(open_adds_the_fd_to_epoll)
     RN_CHECK(i >= 0);
     RN_CHECK(g_log[i].events & EPOLLONESHOT); /* registered, nothing armed */
     RN_CHECK(!(g_log[i].events & (EPOLLIN | EPOLLOUT)));
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_032 */
@@ -132,28 +118,22 @@ RN_TEST(open_sets_state_open)
 {
     int a, b;
     char buf[4];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = NULL;
-    RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
+    rn_asock_t *s = create_sock_on_unix_pair(&a, &b);
+    RN_CHECK(s != NULL);
     RN_CHECK_EQ(send_str(s, "x", NULL), RN_ASOCK_SEND_SYNC_ABANDONED);
     RN_CHECK_EQ(rn_asock_open_async(s, on_open, NULL), 0);
     RN_CHECK_EQ(send_str(s, "ok", NULL), RN_ASOCK_SEND_SYNC_OK);
     RN_CHECK_EQ(read_exact(b, buf, 2), 0);
     RN_CHECK_MEM(buf, "ok", 2);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_034 */
 RN_TEST(open_fails_when_epoll_add_or_fcntl_fails)
 {
     int a, b;
-    rn_asock_t *s = NULL;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
+    rn_asock_t *s = create_sock_on_unix_pair(&a, &b);
+    RN_CHECK(s != NULL);
     use_call_log();
     atomic_store(&g_ctl_fail_errno, ENOSPC);
     atomic_store(&g_ctl_fail_op, EPOLL_CTL_ADD);
@@ -167,9 +147,7 @@ RN_TEST(open_fails_when_epoll_add_or_fcntl_fails)
     /* Back to CLOSED, not broken: open can be retried. */
     RN_CHECK_EQ(rn_asock_open_async(s, on_open, NULL), 0);
     RN_CHECK_EQ(atomic_load(&g_cb.open_calls), 1);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /** P17: a blocking fd would stall the worker; open makes it non-blocking. */
@@ -181,7 +159,5 @@ RN_TEST(p17_open_makes_fd_non_blocking)
     rn_asock_t *s = open_sock(a);
     RN_CHECK(s != NULL);
     RN_CHECK(fcntl(a, F_GETFL) & O_NONBLOCK);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }

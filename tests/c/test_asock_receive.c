@@ -29,9 +29,7 @@ RN_TEST(receive_rejects_bad_arguments)
 {
     int a, b;
     char x[4];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     rn_asock_buffer_t ok = {x, 4};
     rn_asock_buffer_t null_buf[2] = {{x, 4}, {NULL, 4}};
@@ -59,13 +57,10 @@ RN_TEST(receive_completes_ok_with_the_bytes_read)
 {
     int a, b;
     char buf[16] = {0};
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_recv_seam();
-    rn_asock_buffer_t rb = {buf, sizeof(buf)};
-    RN_CHECK_EQ(rn_asock_receive_async(s, &rb, 1, on_recv, NULL), 0);
+    RN_CHECK_EQ(receive_into(s, buf, sizeof(buf), NULL), 0);
     RN_CHECK_EQ(atomic_load(&g_cb.recv_calls), 0); /* never inline */
     RN_CHECK_EQ(write(b, "data", 4), 4);
     WAIT_FOR(atomic_load(&g_cb.recv_calls) == 1);
@@ -74,9 +69,7 @@ RN_TEST(receive_completes_ok_with_the_bytes_read)
     RN_CHECK_MEM(buf, "data", 4);
     RN_CHECK(atomic_load(&g_recv_calls) >= 1);
     RN_CHECK(!pthread_equal(g_cb.thread, pthread_self()));
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_072 */
@@ -84,19 +77,15 @@ RN_TEST(receive_on_socket_not_open_fails)
 {
     int a, b;
     char x[4];
-    rn_asock_t *s = NULL;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
+    rn_asock_t *s = create_sock_on_unix_pair(&a, &b);
+    RN_CHECK(s != NULL);
     rn_asock_buffer_t rb = {x, 4};
     RN_CHECK(rn_asock_receive_async(s, &rb, 1, on_recv, NULL) != 0);
     RN_CHECK_EQ(rn_asock_open_async(s, on_open, NULL), 0);
     rn_asock_close(s);
     RN_CHECK(rn_asock_receive_async(s, &rb, 1, on_recv, NULL) != 0);
     RN_CHECK_EQ(atomic_load(&g_cb.recv_calls), 0);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_073 */
@@ -106,9 +95,7 @@ RN_TEST(receive_copies_descriptors_and_fills_every_buffer)
 {
     int a, b;
     char b1[2], b2[3], b3[4];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     {
         rn_asock_buffer_t desc[3] = {{b1, 2}, {b2, 3}, {b3, 4}};
@@ -123,9 +110,7 @@ RN_TEST(receive_copies_descriptors_and_fills_every_buffer)
     RN_CHECK_MEM(b1, "12", 2);
     RN_CHECK_MEM(b2, "345", 3);
     RN_CHECK_MEM(b3, "6789", 4);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_102 */
@@ -133,21 +118,16 @@ RN_TEST(receive_arms_epollin_on_the_port)
 {
     int a, b;
     char x[4];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_call_log();
-    rn_asock_buffer_t rb = {x, 4};
-    RN_CHECK_EQ(rn_asock_receive_async(s, &rb, 1, on_recv, NULL), 0);
+    RN_CHECK_EQ(receive_into(s, x, 4, NULL), 0);
     int i = log_find(EPOLL_CTL_MOD, a);
     RN_CHECK(i >= 0);
     RN_CHECK(g_log[i].events & EPOLLIN);
     RN_CHECK(g_log[i].events & EPOLLRDHUP);
     RN_CHECK(g_log[i].events & EPOLLONESHOT);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_078 */
@@ -155,10 +135,8 @@ RN_TEST(receive_fails_cleanly_on_allocation_or_port_failure)
 {
     int a, b;
     char x[4];
-    cb_reset();
     use_counting_allocator();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     rn_asock_buffer_t rb = {x, 4};
     atomic_store(&g_fail_malloc, 1);

@@ -32,9 +32,7 @@ RN_TEST(send_rejects_bad_arguments)
 {
     int a, b;
     char x[4] = "abc";
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     rn_asock_buffer_t ok = {x, 3};
     rn_asock_buffer_t null_buf[2] = {{x, 3}, {NULL, 3}};
@@ -71,9 +69,7 @@ RN_TEST(send_completes_inline_with_send_ok)
 {
     int a, b;
     char buf[5];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     RN_CHECK_EQ(send_str(s, "hello", NULL), RN_ASOCK_SEND_SYNC_OK);
     RN_CHECK_EQ(atomic_load(&g_cb.send_calls), 1); /* before returning */
@@ -81,27 +77,21 @@ RN_TEST(send_completes_inline_with_send_ok)
     RN_CHECK(pthread_equal(g_cb.thread, pthread_self()));
     RN_CHECK_EQ(read_exact(b, buf, 5), 0);
     RN_CHECK_MEM(buf, "hello", 5);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_051 */
 RN_TEST(send_on_socket_not_open_is_abandoned)
 {
     int a, b;
-    rn_asock_t *s = NULL;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    RN_CHECK_EQ(rn_asock_create(NULL, a, &s), 0);
+    rn_asock_t *s = create_sock_on_unix_pair(&a, &b);
+    RN_CHECK(s != NULL);
     RN_CHECK_EQ(send_str(s, "x", NULL), RN_ASOCK_SEND_SYNC_ABANDONED);
     RN_CHECK_EQ(rn_asock_open_async(s, on_open, NULL), 0);
     rn_asock_close(s);
     RN_CHECK_EQ(send_str(s, "x", NULL), RN_ASOCK_SEND_SYNC_ABANDONED);
     RN_CHECK_EQ(atomic_load(&g_cb.send_calls), 0);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /** P19: every write goes through sendmsg with MSG_NOSIGNAL, so writing to a
@@ -110,10 +100,8 @@ RN_TEST(send_on_socket_not_open_is_abandoned)
 RN_TEST(p19_send_uses_msg_nosignal)
 {
     int a, b;
-    cb_reset();
     signal(SIGPIPE, SIG_DFL);
-    RN_CHECK_EQ(tcp_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_tcp_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
     RN_CHECK_EQ(send_str(s, "x", NULL), RN_ASOCK_SEND_SYNC_OK);
@@ -127,8 +115,7 @@ RN_TEST(p19_send_uses_msg_nosignal)
             sleep_ms(1);
     }
     RN_CHECK_EQ(r, RN_ASOCK_SEND_SYNC_ABANDONED); /* and we are alive */
-    rn_asock_destroy(s);
-    finish();
+    finish_pair(s, -1);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_053 */
@@ -136,9 +123,7 @@ RN_TEST(send_loops_until_the_payload_is_sent)
 {
     int a, b;
     char buf[26];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
     atomic_store(&g_send_max, 3); /* short writes, 3 bytes each */
@@ -150,9 +135,7 @@ RN_TEST(send_loops_until_the_payload_is_sent)
     RN_CHECK(atomic_load(&g_send_calls) >= 9);
     RN_CHECK_EQ(read_exact(b, buf, 26), 0);
     RN_CHECK_MEM(buf, "abcdefghijklmnopqrstuvwxyz", 26);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_054 */
@@ -163,9 +146,7 @@ RN_TEST(send_on_eagain_queues_and_arms_epollout)
 {
     int a, b;
     char buf[6];
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
     use_call_log();
@@ -190,20 +171,16 @@ RN_TEST(send_on_eagain_queues_and_arms_epollout)
     RN_CHECK(!pthread_equal(g_cb.thread, pthread_self())); /* the worker */
     RN_CHECK_EQ(read_exact(b, buf, 6), 0);
     RN_CHECK_MEM(buf, "queued", 6);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_059 */
 RN_TEST(send_connection_errors_return_abandoned_without_callback)
 {
     static const int errs[] = {ECONNRESET, ENOTCONN, EPIPE};
-    cb_reset();
     for (int k = 0; k < 3; k++) {
         int a, b;
-        RN_CHECK_EQ(unix_pair(&a, &b), 0);
-        rn_asock_t *s = open_sock(a);
+        rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
         RN_CHECK(s != NULL);
         use_send_seam();
         atomic_store(&g_send_fail_errno, errs[k]);
@@ -221,18 +198,14 @@ RN_TEST(send_connection_errors_return_abandoned_without_callback)
 RN_TEST(send_other_errors_return_error_without_callback)
 {
     int a, b;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
     atomic_store(&g_send_fail_errno, ENOBUFS);
     atomic_store(&g_send_fail_at, 0);
     RN_CHECK_EQ(send_str(s, "x", NULL), RN_ASOCK_SEND_SYNC_ERROR);
     RN_CHECK_EQ(atomic_load(&g_cb.send_calls), 0);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /** P16: the errno of sendmsg is saved at once; a later call that changes
@@ -240,9 +213,7 @@ RN_TEST(send_other_errors_return_error_without_callback)
 RN_TEST(p16_send_errno_saved_before_other_calls)
 {
     int a, b;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
     use_counting_allocator();
@@ -252,19 +223,15 @@ RN_TEST(p16_send_errno_saved_before_other_calls)
     RN_CHECK_EQ(send_str(s, "x", NULL), RN_ASOCK_SEND_SYNC_ABANDONED);
     atomic_store(&g_send_fail_at, -1);
     atomic_store(&g_free_clobbers_errno, 0);
-    rn_asock_destroy(s);
-    close(b);
-    finish();
+    finish_pair(s, b);
 }
 
 /* Tests_SRS_ASYNC_SOCKET_LINUX_11_063 */
 RN_TEST(send_fails_cleanly_on_allocation_or_port_failure)
 {
     int a, b;
-    cb_reset();
     use_counting_allocator();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     atomic_store(&g_fail_malloc, 1);
     RN_CHECK_EQ(send_str(s, "x", NULL), RN_ASOCK_SEND_SYNC_ERROR);
@@ -295,9 +262,7 @@ RN_TEST(send_fails_cleanly_on_allocation_or_port_failure)
 RN_TEST(p7_error_mid_payload_is_not_masked)
 {
     int a, b;
-    cb_reset();
-    RN_CHECK_EQ(unix_pair(&a, &b), 0);
-    rn_asock_t *s = open_sock(a);
+    rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
     atomic_store(&g_send_max, 2);
@@ -361,7 +326,6 @@ RN_TEST(p8_sends_keep_order_under_backpressure)
     int ctx[SENDS];
     pthread_t t;
     int small = 16384;
-    cb_reset();
     RN_CHECK(data && got);
     for (size_t i = 0; i < total; i++)
         data[i] = (unsigned char)((i * 7 + i / 8192) & 0xff);

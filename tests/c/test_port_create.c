@@ -173,8 +173,7 @@ RN_TEST(last_dec_ref_waits_for_pending_calls)
     int p[2];
     struct background remover, releaser;
     gated_cb_arm();
-    RN_CHECK_EQ(rn_port_create(&port), 0);
-    RN_CHECK_EQ(make_pipe(p), 0);
+    RN_CHECK_EQ(open_port_and_pipe(&port, p), 0);
     RN_CHECK_EQ(rn_port_add(port, EPOLLIN, p[0], gated_cb, NULL), 0);
     struct remove_args ra = {port, p[0]};
     RN_CHECK_EQ(background_start(&remover, remove_call, &ra), 0);

@@ -38,9 +38,7 @@ RN_TEST(remove_deletes_and_abandons_on_calling_thread)
     rn_port_t *port = NULL;
     struct rec r = {0};
     int p[2];
-    RN_CHECK_EQ(make_pipe(p), 0);
-    RN_CHECK_EQ(rn_port_create(&port), 0);
-    RN_CHECK_EQ(rn_port_add(port, EPOLLIN, p[0], rec_cb, &r), 0);
+    RN_CHECK_EQ(open_port_with_armed_pipe(&port, p, &r), 0);
     use_call_log();
     rn_port_remove(port, p[0]);
     RN_CHECK_EQ(atomic_load(&g_nlog), 1);
@@ -53,10 +51,8 @@ RN_TEST(remove_deletes_and_abandons_on_calling_thread)
     RN_CHECK_EQ(write(p[1], "x", 1), 1);
     sleep_ms(20);
     RN_CHECK_EQ(atomic_load(&r.calls), 1);
-    rn_port_dec_ref(port);
+    release_port_and_pair(port, p);
     rn_sys_reset();
-    close(p[0]);
-    close(p[1]);
 }
 
 /* Tests_SRS_COMPLETION_PORT_LINUX_11_039 */
@@ -66,8 +62,7 @@ RN_TEST(remove_waits_for_callback_running_on_worker)
     int p[2];
     struct background remover;
     gated_cb_arm();
-    RN_CHECK_EQ(make_pipe(p), 0);
-    RN_CHECK_EQ(rn_port_create(&port), 0);
+    RN_CHECK_EQ(open_port_and_pipe(&port, p), 0);
     RN_CHECK_EQ(rn_port_add(port, EPOLLIN, p[0], gated_cb, NULL), 0);
     RN_CHECK_EQ(write(p[1], "x", 1), 1);
     WAIT_FOR(gate_entered()); /* the worker runs the callback */
@@ -78,9 +73,7 @@ RN_TEST(remove_waits_for_callback_running_on_worker)
     gate_open();
     background_join(&remover);
     RN_CHECK(atomic_load(&g_gate_cb_done));
-    rn_port_dec_ref(port);
-    close(p[0]);
-    close(p[1]);
+    release_port_and_pair(port, p);
 }
 
 /** P12, P13: remove frees what it abandons and calls the callbacks in the
@@ -91,9 +84,7 @@ RN_TEST(p13_remove_abandons_fifo_and_frees)
     rn_port_t *port = NULL;
     struct rec rd = {0}, wr = {0};
     int sv[2];
-    RN_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    /* Fill the socket so EPOLLOUT cannot fire. */
-    fill_send_buffer(sv[0]);
+    RN_CHECK_EQ(unix_pair_first_end_full(sv), 0);
     use_counting_allocator();
     RN_CHECK_EQ(rn_port_create(&port), 0);
     atomic_store(&g_order_next, 0);
@@ -109,11 +100,9 @@ RN_TEST(p13_remove_abandons_fifo_and_frees)
         RN_CHECK_EQ(rn_port_add(port, EPOLLIN, sv[0], rec_cb, &rd), 0);
         rn_port_remove(port, sv[0]);
     }
-    rn_port_dec_ref(port);
+    release_port_and_pair(port, sv);
     RN_CHECK_EQ(atomic_load(&g_allocs), atomic_load(&g_frees));
     rn_sys_reset();
-    close(sv[0]);
-    close(sv[1]);
 }
 
 /* ABANDONED callback that re-enters the port on another fd. */
@@ -148,9 +137,7 @@ RN_TEST(p1b_abandoned_callback_may_reenter_port)
     RN_CHECK_EQ(write(b[1], "x", 1), 1);
     WAIT_FOR(atomic_load(&re.r.calls) == 1);
     rn_port_remove(port, b[0]);
-    rn_port_dec_ref(port);
-    close(a[0]);
-    close(a[1]);
+    release_port_and_pair(port, a);
     close(b[0]);
     close(b[1]);
 }
@@ -192,9 +179,7 @@ RN_TEST(p1_remove_from_own_callback_does_not_deadlock)
     RN_CHECK_EQ(write(b[1], "x", 1), 1);
     WAIT_FOR(atomic_load(&other.calls) == 1);
     rn_port_remove(port, b[0]);
-    rn_port_dec_ref(port);
-    close(a[0]);
-    close(a[1]);
+    release_port_and_pair(port, a);
     close(b[0]);
     close(b[1]);
 }
@@ -216,9 +201,8 @@ RN_TEST(p2_last_dec_ref_on_worker_detaches_and_frees)
     rn_port_t *port = NULL;
     int p[2];
     int threads = thread_count();
-    RN_CHECK_EQ(make_pipe(p), 0);
     use_counting_allocator();
-    RN_CHECK_EQ(rn_port_create(&port), 0);
+    RN_CHECK_EQ(open_port_and_pipe(&port, p), 0);
     struct self_remove sr = {port, p[0], 0};
     RN_CHECK_EQ(rn_port_add(port, EPOLLIN, p[0], self_release_cb, &sr), 0);
     RN_CHECK_EQ(write(p[1], "x", 1), 1);
@@ -237,8 +221,7 @@ RN_TEST(p20_reused_fd_number_reaches_only_new_callback)
     rn_port_t *port = NULL;
     struct rec old = {0}, fresh = {0};
     int p[2], q[2];
-    RN_CHECK_EQ(rn_port_create(&port), 0);
-    RN_CHECK_EQ(make_pipe(p), 0);
+    RN_CHECK_EQ(open_port_and_pipe(&port, p), 0);
     RN_CHECK_EQ(rn_port_add(port, EPOLLIN, p[0], rec_cb, &old), 0);
     RN_CHECK_EQ(write(p[1], "x", 1), 1);
     WAIT_FOR(atomic_load(&old.calls) == 1);
@@ -253,7 +236,5 @@ RN_TEST(p20_reused_fd_number_reaches_only_new_callback)
     WAIT_FOR(atomic_load(&fresh.calls) == 1);
     RN_CHECK_EQ(atomic_load(&old.calls), 1);
     rn_port_remove(port, q[0]);
-    rn_port_dec_ref(port);
-    close(q[0]);
-    close(q[1]);
+    release_port_and_pair(port, q);
 }

@@ -58,10 +58,8 @@ RN_TEST(worker_keeps_going_after_eintr)
     WAIT_FOR(atomic_load(&r.calls) == 1);
     RN_CHECK(atomic_load(&g_wait_calls) >= 4);
     rn_port_remove(port, p[0]);
-    rn_port_dec_ref(port);
+    release_port_and_pair(port, p);
     rn_sys_reset();
-    close(p[0]);
-    close(p[1]);
 }
 
 /* Tests_SRS_COMPLETION_PORT_LINUX_11_034 */
@@ -158,7 +156,7 @@ RN_TEST(p4_writable_fires_once_then_slot_is_free)
     rn_port_t *port = NULL;
     struct rec r = {0};
     int sv[2];
-    RN_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    RN_CHECK_EQ(unix_pair(&sv[0], &sv[1]), 0);
     RN_CHECK_EQ(rn_port_create(&port), 0);
     RN_CHECK_EQ(rn_port_add(port, EPOLLOUT, sv[0], rec_cb, &r), 0);
     WAIT_FOR(atomic_load(&r.calls) == 1);
@@ -169,9 +167,7 @@ RN_TEST(p4_writable_fires_once_then_slot_is_free)
     RN_CHECK_EQ(rn_port_add(port, EPOLLOUT, sv[0], rec_cb, &r), 0);
     WAIT_FOR(atomic_load(&r.calls) == 2);
     rn_port_remove(port, sv[0]);
-    rn_port_dec_ref(port);
-    close(sv[0]);
-    close(sv[1]);
+    release_port_and_pair(port, sv);
 }
 
 /** P3: a pending receive and a pending send on one fd both complete; the
@@ -182,8 +178,7 @@ RN_TEST(p3_read_and_write_slots_do_not_replace_each_other)
     rn_port_t *port = NULL;
     struct rec rd = {0}, wr = {0}, extra = {0};
     int sv[2];
-    RN_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    fill_send_buffer(sv[0]);
+    RN_CHECK_EQ(unix_pair_first_end_full(sv), 0);
     RN_CHECK_EQ(rn_port_create(&port), 0);
     RN_CHECK_EQ(rn_port_add(port, EPOLLIN, sv[0], rec_cb, &rd), 0);
     RN_CHECK_EQ(rn_port_add(port, EPOLLOUT, sv[0], rec_cb, &wr), 0);
@@ -204,9 +199,7 @@ RN_TEST(p3_read_and_write_slots_do_not_replace_each_other)
     RN_CHECK_EQ(atomic_load(&wr.action), RN_PORT_EPOLLOUT);
     rn_port_remove(port, sv[0]);
     RN_CHECK_EQ(atomic_load(&extra.calls), 0);
-    rn_port_dec_ref(port);
-    close(sv[0]);
-    close(sv[1]);
+    release_port_and_pair(port, sv);
 }
 
 /** P9: data followed by FIN arrives as IN|RDHUP; the action is IN so the
@@ -217,7 +210,7 @@ RN_TEST(p9_data_and_fin_map_to_in)
     rn_port_t *port = NULL;
     struct rec r = {0};
     int sv[2];
-    RN_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    RN_CHECK_EQ(unix_pair(&sv[0], &sv[1]), 0);
     RN_CHECK_EQ(write(sv[1], "abc", 3), 3);
     close(sv[1]);
     RN_CHECK_EQ(rn_port_create(&port), 0);
@@ -236,7 +229,7 @@ RN_TEST(rdhup_without_in_maps_to_rdhup)
     rn_port_t *port = NULL;
     struct rec r = {0};
     int sv[2];
-    RN_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    RN_CHECK_EQ(unix_pair(&sv[0], &sv[1]), 0);
     use_wait_log();
     atomic_store(&g_rewrite_events, EPOLLRDHUP);
     atomic_store(&g_rewrite_fd, sv[0]);
@@ -246,10 +239,8 @@ RN_TEST(rdhup_without_in_maps_to_rdhup)
     WAIT_FOR(atomic_load(&r.calls) == 1);
     RN_CHECK_EQ(atomic_load(&r.action), RN_PORT_EPOLLRDHUP);
     rn_port_remove(port, sv[0]);
-    rn_port_dec_ref(port);
+    release_port_and_pair(port, sv);
     rn_sys_reset();
-    close(sv[0]);
-    close(sv[1]);
 }
 
 /** P11: EPOLLERR/EPOLLHUP without IN/OUT is delivered as ERROR to both
@@ -260,8 +251,7 @@ RN_TEST(p11_error_only_event_maps_to_error)
     rn_port_t *port = NULL;
     struct rec rd = {0}, wr = {0};
     int sv[2];
-    RN_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    fill_send_buffer(sv[0]);
+    RN_CHECK_EQ(unix_pair_first_end_full(sv), 0);
     use_wait_log();
     atomic_store(&g_rewrite_events, EPOLLERR | EPOLLHUP);
     atomic_store(&g_rewrite_fd, sv[0]);
@@ -273,10 +263,8 @@ RN_TEST(p11_error_only_event_maps_to_error)
     RN_CHECK_EQ(atomic_load(&rd.action), RN_PORT_ERROR);
     RN_CHECK_EQ(atomic_load(&wr.action), RN_PORT_ERROR);
     rn_port_remove(port, sv[0]);
-    rn_port_dec_ref(port);
+    release_port_and_pair(port, sv);
     rn_sys_reset();
-    close(sv[0]);
-    close(sv[1]);
 }
 
 /* A receive armed on the worker thread between epoll_wait's harvest and
@@ -313,7 +301,7 @@ RN_TEST(event_harvested_before_arming_is_not_delivered_to_the_new_slot)
     int sv[2];
     memset(&g_late_rd, 0, sizeof(g_late_rd));
     atomic_store(&g_late_armed, 0);
-    RN_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    RN_CHECK_EQ(unix_pair(&sv[0], &sv[1]), 0);
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
     g_late_fd = sv[0];
     rn_sys.epoll_wait = arm_after_harvest_epoll_wait;
