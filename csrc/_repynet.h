@@ -157,10 +157,6 @@ typedef struct repynet_state {
     unsigned long gil_takes;
     PyThreadState *holder;
     unsigned holder_calls;
-    /* Would-block waits spinning now (atomic), at most spin_slots, in
-     * process spin_pid. */
-    int spinners, spin_slots;
-    pid_t spin_pid;
     char *scratch;
 
     /* py_queue.c: its two types and its list of live AsyncSockets. */

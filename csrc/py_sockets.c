@@ -4,9 +4,8 @@
  *
  * A method makes its non-blocking syscall with the GIL held: a lone
  * thread pays nothing for threads.  When the syscall would block and other
- * Python threads exist, the call releases the GIL, retries for a few
- * microseconds on a spare CPU, then waits in the kernel (poll, a short
- * adaptive bound) for readiness, retries once, then returns
+ * Python threads exist, the call releases the GIL and waits in the kernel
+ * (poll, a short adaptive bound) for readiness, retries once, then returns
  * or raises SocketWouldBlockError: a thread that waits in the kernel does
  * not compete for the GIL, so the other thread surely gets it.  A thread
  * of ours that waits to take the GIL back is counted, and a holder that
@@ -44,9 +43,6 @@
  * halving has taken them below the minimum (microseconds). */
 #define REPYNET_WAIT_MAX_US 1000
 #define REPYNET_WAIT_MIN_US 50
-/* Before blocking, a would-block wait first retries for this long on the
- * CPU (microseconds), when a CPU is free for it (see spin_slot_take). */
-#define REPYNET_SPIN_US 50
 /* A holder that never blocks hands the GIL to a waiting thread of ours
  * after this many calls, and waits at most this long for it to take it. */
 #define REPYNET_TURN_CALLS 16
@@ -257,35 +253,6 @@ repynet_socket_unuse(PyObject *sock)
 }
 
 /*
- * A reply usually comes within microseconds, sooner than a thread that
- * blocked in the kernel is woken and scheduled again: so a waiter first
- * spins, GIL released, while the thread it waits for runs on another CPU.
- * One spinner per CPU beyond the first, so the GIL holder always has a
- * CPU; none on a one-CPU machine.  A forked child starts with none
- * spinning.
- */
-static int
-spin_slot_take(repynet_state *state)
-{
-    pid_t me = getpid();
-    if (me != state->spin_pid) {
-        state->spin_pid = me;
-        __atomic_store_n(&state->spinners, 0, __ATOMIC_RELAXED);
-    }
-    if (__atomic_add_fetch(&state->spinners, 1, __ATOMIC_RELAXED) <=
-        state->spin_slots)
-        return 1;
-    __atomic_sub_fetch(&state->spinners, 1, __ATOMIC_RELAXED);
-    return 0;
-}
-
-static void
-spin_slot_give(repynet_state *state)
-{
-    __atomic_sub_fetch(&state->spinners, 1, __ATOMIC_RELAXED);
-}
-
-/*
  * The would-block path of socket_io when other threads exist: waits for
  * readiness with the GIL released (the fd kept alive by the in-use count)
  * and retries io once.  An idle socket's bound decays to 0, and then the
@@ -304,27 +271,19 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
             repynet_take(state, repynet_release());
         return rc;
     }
-    int fd = self->fd, ready = 0;
-    int spinning = spin_slot_take(state); /* under the GIL: see its pid check */
+    int fd = self->fd, ready;
     self->users++;
     PyThreadState *saved = repynet_release();
-    if (spinning) {
-        rc = rn_sock_io_spin(fd, io, bound < REPYNET_SPIN_US ? bound
-                                                             : REPYNET_SPIN_US);
-        spin_slot_give(state);
-    }
-    if (rc == -EAGAIN) {
-        /* A signal (-EINTR) ends the wait; its handler runs as the call
-         * returns. */
-        ready = rn_wait_fd_us(fd, rn_sock_io_events(io), bound);
-        if (ready == 1)
-            rc = rn_sock_io(fd, io);
-    }
+    /* A signal (-EINTR) ends the wait; its handler runs as the call
+     * returns. */
+    ready = rn_wait_fd_us(fd, rn_sock_io_events(io), bound);
+    if (ready == 1)
+        rc = rn_sock_io(fd, io);
     repynet_take(state, saved);
     socket_unuse(self);
     if (rc >= 0)
         self->wait_us[writing] = REPYNET_WAIT_MAX_US;
-    else if (rc == -EAGAIN && ready == 0)
+    else if (ready == 0)
         self->wait_us[writing] =
             bound / 2 < REPYNET_WAIT_MIN_US ? 0 : (unsigned)(bound / 2);
     return rc;
@@ -770,9 +729,7 @@ int
 repynet_sockets_exec(PyObject *module)
 {
     repynet_state *state = repynet_get_state(module);
-    state->gil_pid = state->spin_pid = getpid();
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    state->spin_slots = cpus > 1 ? (int)cpus - 1 : 0;
+    state->gil_pid = getpid();
     if (add_type(module, &tcp_socket_spec, &state->tcp_socket_type) < 0 ||
         add_type(module, &tcp_server_spec, &state->tcp_server_type) < 0 ||
         add_type(module, &udp_server_spec, &state->udp_server_type) < 0)

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -246,20 +245,6 @@ short
 rn_sock_io_events(const rn_io_t *io)
 {
     return io->op == RN_IO_SEND || io->op == RN_IO_SENDTO ? POLLOUT : POLLIN;
-}
-
-ssize_t
-rn_sock_io_spin(int fd, rn_io_t *io, long spin_us)
-{
-    double until = rn_now() + (double)spin_us * 1e-6;
-    ssize_t rc;
-    do {
-        /* Lets a process that wants this CPU have it: spinning must not
-         * cost a loaded machine more than a blocking wait would. */
-        sched_yield();
-        rc = rn_sock_io(fd, io);
-    } while (rc == -EAGAIN && rn_now() < until);
-    return rc;
 }
 
 int

@@ -65,10 +65,6 @@ typedef struct rn_io {
 ssize_t rn_sock_io(int fd, rn_io_t *io);
 /* The poll(2) event io waits for: POLLIN or POLLOUT. */
 short rn_sock_io_events(const rn_io_t *io);
-/* Retries io on fd, yielding the CPU before each try, until it does not
- * return -EAGAIN or spin_us microseconds have passed: its last result.
- * Busy, but never blocks. */
-ssize_t rn_sock_io_spin(int fd, rn_io_t *io, long spin_us);
 /* Waits until fd is ready for events or timeout_us microseconds pass:
  * 1 ready (or in error), 0 timed out, -errno (EINTR included). Blocks. */
 int rn_wait_fd_us(int fd, short events, long timeout_us);
