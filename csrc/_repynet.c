@@ -103,6 +103,10 @@ static PyMethodDef module_methods[] = {
     {"_set_ip_preferences",
      (PyCFunction)(void (*)(void))repynet__set_ip_preferences, METH_FASTCALL,
      "Set the local-address preferences (spec 4.3)."},
+    /* py_sockets.c: threads and the GIL */
+    {"_spin_judgement", repynet__spin_judgement, METH_NOARGS,
+     "Whether a would-block wait may spin now, judged afresh (testing "
+     "aid)."},
     /* py_api.c: getmyip */
     {"_set_probe_addresses",
      (PyCFunction)(void (*)(void))repynet__set_probe_addresses, METH_FASTCALL,

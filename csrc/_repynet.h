@@ -148,16 +148,27 @@ typedef struct repynet_state {
 
     /* py_sockets.c: its three types, and the D32 hand-over: threads of
      * ours waiting to take the GIL back and how often one took it (both
-     * atomic), the thread whose calls in a row are counted and how many
-     * (under the GIL), and a receive buffer free for the next call (NULL
-     * while a call without the GIL uses it). */
+     * atomic), whether a thread of ours holds it (atomic, a hint: set when
+     * repynet takes it back, cleared when repynet releases it), the thread
+     * whose calls in a row are counted and how many (under the GIL), and a
+     * receive buffer free for the next call (NULL while a call without the
+     * GIL uses it). */
     PyTypeObject *tcp_socket_type, *tcp_server_type, *udp_server_type;
     int gil_wanted;
     pid_t gil_pid; /* the process gil_wanted counts threads of */
     unsigned long gil_takes;
+    int gil_held;
     PyThreadState *holder;
     unsigned holder_calls;
     char *scratch;
+    /* ... and the spin before a wait: the machine's CPUs, threads of
+     * ours spinning (atomic) and how many may (one per CPU beyond the
+     * first), and whether the CPUs are free to spin on, judged at most
+     * once per window (under the GIL). */
+    int cpus, spinners, spin_slots;
+    pid_t spin_pid; /* the process spinners counts threads of */
+    int spin_allowed;
+    double spin_judged_at;
 
     /* py_queue.c: its two types and its list of live AsyncSockets. */
     PyTypeObject *completion_queue_type, *async_socket_type;

@@ -357,7 +357,7 @@ api_getmyip_ipv6(NetworkApiObject *self, PyObject *const *args,
 static int
 wait_writable(repynet_state *state, int fd)
 {
-    PyThreadState *saved = repynet_release();
+    PyThreadState *saved = repynet_release(state);
     int rc = rn_wait_fd(fd, POLLOUT, 1000);
     repynet_take(state, saved);
     if (rc == -EINTR)

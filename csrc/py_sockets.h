@@ -54,11 +54,13 @@ void repynet_socket_unuse(PyObject *sock);
 int repynet_other_threads(void);
 /* The GIL release and take-back of a call that waits (D32): the take-back
  * is counted, so that a busy holder hands the GIL over to it. */
-PyThreadState *repynet_release(void);
+PyThreadState *repynet_release(repynet_state *state);
 void repynet_take(repynet_state *state, PyThreadState *saved);
 /* After a successful hot-path call: hands the GIL to a thread of ours that
  * waits for it once the holder has made enough calls. */
 void repynet_gil_turn(repynet_state *state);
+/* _spin_judgement(): whether a would-block wait may spin, judged now. */
+PyObject *repynet__spin_judgement(PyObject *module, PyObject *unused);
 
 int repynet_sockets_exec(PyObject *module);
 void repynet_sockets_free(repynet_state *state);

@@ -4,6 +4,7 @@
 #include "rn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
@@ -257,6 +258,41 @@ rn_wait_fd_us(int fd, short events, long timeout_us)
     if (rc < 0)
         return -errno;
     return rc > 0;
+}
+
+ssize_t
+rn_sock_io_spin(int fd, rn_io_t *io, long spin_us)
+{
+    double limit = (double)spin_us * 1e-6;
+    double start = rn_now(), last = start;
+    for (;;) {
+        ssize_t rc = rn_sock_io(fd, io);
+        if (rc != -EAGAIN)
+            return rc;
+        double now = rn_now();
+        if (now - start > limit || now - last > limit)
+            return rc;
+        last = now;
+    }
+}
+
+int
+rn_running_threads(void)
+{
+    char text[128];
+    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t length = read(fd, text, sizeof(text) - 1);
+    int saved = errno;
+    close(fd);
+    if (length < 0)
+        return -saved;
+    text[length] = '\0';
+    int running;
+    if (sscanf(text, "%*s %*s %*s %d/", &running) != 1 || running <= 0)
+        return -EPROTO;
+    return running;
 }
 
 /* --- /proc/net ---------------------------------------------------------- */

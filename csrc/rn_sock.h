@@ -68,6 +68,14 @@ short rn_sock_io_events(const rn_io_t *io);
 /* Waits until fd is ready for events or timeout_us microseconds pass:
  * 1 ready (or in error), 0 timed out, -errno (EINTR included). Blocks. */
 int rn_wait_fd_us(int fd, short events, long timeout_us);
+/* Retries io on fd for up to spin_us microseconds without blocking: its
+ * first result other than -EAGAIN, or -EAGAIN when the time is up or the
+ * thread lost its CPU meanwhile (a gap in the clock as long as spin_us). */
+ssize_t rn_sock_io_spin(int fd, rn_io_t *io, long spin_us);
+
+/* How many threads the machine is running this instant, all CPUs
+ * together (/proc/loadavg): > 0, or -errno. */
+int rn_running_threads(void);
 
 /* One non-blocking recv; 0 at orderly EOF. */
 ssize_t rn_recv(int fd, void *buf, size_t len);

@@ -102,6 +102,25 @@ def test_busy_retry_ping_pong_hands_the_gil_over_at_would_block(pair, no_forced_
     assert done == rounds
 
 
+def test_waits_do_not_spin_while_other_processes_keep_every_cpu_busy():
+    # A spinner would take a CPU that another process wants: with more busy
+    # processes than CPUs, the judgement must say no.
+    cpus = os.cpu_count() or 1
+    code = "import sys; print('busy', flush=True)\nwhile True: pass"
+    busy = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+            for _ in range(cpus + 1)]
+    try:
+        for process in busy:
+            assert process.stdout.readline() == b"busy\n"
+        # Every busy process now runs or waits for a CPU until it is killed.
+        assert repynet._repynet._spin_judgement() is False
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+            process.stdout.close()
+
+
 def test_a_sender_that_never_blocks_does_not_starve_the_receiver(no_forced_switches):
     listener = repynet.listenformessage(LO, _port(2))
     received = []

@@ -1,0 +1,133 @@
+/* Unit tests of rn_sock.c's waits for the GIL-free paths (D32): the spin
+ * before a would-block wait, and the machine's running-thread count that
+ * decides whether a wait may spin. */
+#include "rn.h"
+#include "rn_test.h"
+#include "rn_test_support.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+/* Long enough that no test here ends a spin by its time limit unless it
+ * means to. */
+#define LONG_SPIN_US 5000000L
+
+struct late_write {
+    int fd;
+    useconds_t delay_us;
+};
+
+static void *
+write_late(void *arg)
+{
+    struct late_write *w = arg;
+    usleep(w->delay_us);
+    ssize_t sent = write(w->fd, "spin", 4);
+    return (void *)(intptr_t)sent;
+}
+
+static void
+make_nonblocking(int fd)
+{
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+RN_TEST(sock_io_spin_returns_data_that_arrives_while_it_spins)
+{
+    int a, b;
+    RN_CHECK(tcp_pair(&a, &b) == 0);
+    make_nonblocking(a);
+    struct late_write late = {.fd = b, .delay_us = 2000};
+    pthread_t writer;
+    RN_CHECK(pthread_create(&writer, NULL, write_late, &late) == 0);
+    char buf[16];
+    rn_io_t io = {.op = RN_IO_RECV, .buf = buf, .len = sizeof(buf)};
+    ssize_t got = rn_sock_io_spin(a, &io, LONG_SPIN_US);
+    void *sent;
+    pthread_join(writer, &sent);
+    RN_CHECK_EQ((intptr_t)sent, 4);
+    RN_CHECK_EQ(got, 4);
+    RN_CHECK_MEM(buf, "spin", 4);
+    close(a);
+    close(b);
+}
+
+RN_TEST(sock_io_spin_gives_up_with_eagain_once_its_time_is_up)
+{
+    int a, b;
+    RN_CHECK(tcp_pair(&a, &b) == 0);
+    make_nonblocking(a);
+    char buf[16];
+    rn_io_t io = {.op = RN_IO_RECV, .buf = buf, .len = sizeof(buf)};
+    double start = rn_now();
+    ssize_t got = rn_sock_io_spin(a, &io, 2000);
+    double spun = rn_now() - start;
+    RN_CHECK_EQ(got, -EAGAIN);
+    RN_CHECK(spun >= 0.002);
+    close(a);
+    close(b);
+}
+
+RN_TEST(sock_io_spin_returns_the_first_result_that_is_not_eagain)
+{
+    int a, b;
+    RN_CHECK(tcp_pair(&a, &b) == 0);
+    make_nonblocking(a);
+    close(b);
+    char buf[16];
+    rn_io_t io = {.op = RN_IO_RECV, .buf = buf, .len = sizeof(buf)};
+    /* The peer's FIN: an orderly EOF ends the spin at once. */
+    RN_CHECK_EQ(rn_sock_io_spin(a, &io, LONG_SPIN_US), 0);
+    close(a);
+}
+
+RN_TEST(sock_io_spin_sends_when_the_buffer_has_room)
+{
+    int a, b;
+    RN_CHECK(tcp_pair(&a, &b) == 0);
+    make_nonblocking(a);
+    rn_io_t io = {.op = RN_IO_SEND, .buf = "spin", .len = 4};
+    RN_CHECK_EQ(rn_sock_io_spin(a, &io, LONG_SPIN_US), 4);
+    char buf[4];
+    RN_CHECK(read_exact(b, buf, 4) == 0);
+    RN_CHECK_MEM(buf, "spin", 4);
+    close(a);
+    close(b);
+}
+
+struct spinner {
+    atomic_int started, stop;
+};
+
+static void *
+spin_until_stopped(void *arg)
+{
+    struct spinner *s = arg;
+    atomic_store(&s->started, 1);
+    while (!atomic_load(&s->stop))
+        ;
+    return NULL;
+}
+
+RN_TEST(running_threads_counts_the_caller_and_a_busy_thread)
+{
+    /* This thread runs while it reads the count: at least 1. */
+    RN_CHECK(rn_running_threads() >= 1);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 2)
+        RN_SKIP("needs a second CPU for the busy thread to run on");
+    struct spinner busy = {0};
+    pthread_t thread;
+    RN_CHECK(pthread_create(&thread, NULL, spin_until_stopped, &busy) == 0);
+    while (!atomic_load(&busy.started))
+        ;
+    /* From now on the busy thread never sleeps, so the count includes it
+     * as well as this thread (another process's threads may add more). */
+    int running = rn_running_threads();
+    atomic_store(&busy.stop, 1);
+    pthread_join(thread, NULL);
+    RN_CHECK(running >= 2);
+}
