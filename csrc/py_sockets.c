@@ -389,10 +389,8 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
         if (ready == 1)
             rc = rn_sock_io(fd, io);
     }
-    if (spinning && rc != -EAGAIN && spin_slot_take(state)) {
+    if (spinning && rc != -EAGAIN)
         spin_for_gil(state);
-        spin_slot_give(state);
-    }
     repynet_take(state, saved);
     socket_unuse(self);
     if (rc >= 0)
