@@ -47,7 +47,7 @@
  * halving has taken them below the minimum (microseconds). */
 #define REPYNET_WAIT_MAX_US 1000
 #define REPYNET_WAIT_MIN_US 50
-/* While CPUs are free (see spin_judge), a would-block wait first retries
+/* While CPUs are free (see repynet_spin_judge), a would-block wait first retries
  * on the CPU for this long (microseconds), and a thread whose retry
  * succeeded waits on the CPU this long for a thread of ours to release the
  * GIL: both in place of a sleep and a wake-up. */
@@ -280,8 +280,8 @@ repynet_socket_unuse(PyObject *sock)
  * /proc/loadavg's count of running threads, read at most once per window.
  * A forked child starts with no spinners.
  */
-static int
-spin_judge(repynet_state *state)
+int
+repynet_spin_judge(repynet_state *state)
 {
     double now = rn_now();
     if (now - state->spin_judged_at < REPYNET_SPIN_WINDOW)
@@ -304,7 +304,7 @@ repynet__spin_judgement(PyObject *module, PyObject *unused)
 {
     repynet_state *state = repynet_get_state(module);
     state->spin_judged_at = 0;
-    return PyBool_FromLong(spin_judge(state));
+    return PyBool_FromLong(repynet_spin_judge(state));
 }
 
 /* One spinner per CPU beyond the first, so that the thread it waits for
@@ -353,6 +353,25 @@ spin_for_gil(repynet_state *state)
     }
 }
 
+int
+repynet_poll_spinning(repynet_state *state, int spinning, struct pollfd *fds,
+                      nfds_t n)
+{
+    int rc = 0;
+    if (spinning && spin_slot_take(state)) {
+        rc = rn_poll_spin(fds, n, REPYNET_SPIN_US);
+        spin_slot_give(state);
+    }
+    if (rc == 0) {
+        rc = poll(fds, n, -1);
+        if (rc < 0)
+            rc = -errno;
+    }
+    if (spinning && rc > 0)
+        spin_for_gil(state);
+    return rc;
+}
+
 /*
  * The would-block path of socket_io when other threads exist: waits for
  * readiness with the GIL released (the fd kept alive by the in-use count),
@@ -374,7 +393,7 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
         return rc;
     }
     int fd = self->fd, ready = 0;
-    int spinning = spin_judge(state);
+    int spinning = repynet_spin_judge(state);
     self->users++;
     PyThreadState *saved = repynet_release(state);
     if (spinning && spin_slot_take(state)) {

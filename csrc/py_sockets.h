@@ -59,6 +59,15 @@ void repynet_take(repynet_state *state, PyThreadState *saved);
 /* After a successful hot-path call: hands the GIL to a thread of ours that
  * waits for it once the holder has made enough calls. */
 void repynet_gil_turn(repynet_state *state);
+/* Whether a wait may spin now (under the GIL): only while the machine
+ * has a CPU free for the spinner. */
+int repynet_spin_judge(repynet_state *state);
+/* Without the GIL: poll(2) on fds with no timeout, first spinning on the
+ * CPU when `spinning` (repynet_spin_judge's verdict) and a spin slot is
+ * free; once something is ready, waits on the CPU for a thread of ours to
+ * release the GIL, as the V2 waits do.  poll's count, or -errno. */
+int repynet_poll_spinning(repynet_state *state, int spinning,
+                          struct pollfd *fds, nfds_t n);
 /* _spin_judgement(): whether a would-block wait may spin, judged now. */
 PyObject *repynet__spin_judgement(PyObject *module, PyObject *unused);
 

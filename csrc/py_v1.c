@@ -446,29 +446,28 @@ done:
 
 /*
  * Waits, GIL released, until fd has one of events (errors and hang-ups
- * count) or wake_fd is readable.  1: fd is ready; 0: woken (closed
+ * count) or wake_fd is readable; while a CPU is free it spins first, as
+ * the V2 waits do (D32: a handler's ping-pong pays no sleep and wake-up).  1: fd is ready; 0: woken (closed
  * locally); -1 with an exception (a signal handler raised, or poll
  * failed).  fd may have been closed and even reused meanwhile: the caller
  * only looks at it again with the GIL held.
  */
 static int
-v1_poll(int fd, short events, int wake_fd)
+v1_poll(repynet_state *state, int fd, short events, int wake_fd)
 {
     struct pollfd fds[2] = {
         {.fd = fd, .events = events},
         {.fd = wake_fd, .events = POLLIN},
     };
-    int rc, err = 0;
     for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        rc = poll(fds, 2, -1);
-        if (rc < 0)
-            err = errno;
-        Py_END_ALLOW_THREADS
+        int spinning = repynet_spin_judge(state);
+        PyThreadState *saved = repynet_release(state);
+        int rc = repynet_poll_spinning(state, spinning, fds, 2);
+        repynet_take(state, saved);
         if (rc >= 0)
             return fds[1].revents != 0 ? 0 : 1;
-        if (err != EINTR) {
-            repynet_raise_oserror(NULL, err);
+        if (rc != -EINTR) {
+            repynet_raise_oserror(NULL, -rc);
             return -1;
         }
         if (PyErr_CheckSignals() < 0)
@@ -499,7 +498,7 @@ v1_blocking(PyObject *module, PyObject *args, const char *method,
             /* The in-use count keeps the fd from being closed (and its
              * number reused) while the GIL is released in the wait (D32). */
             int fd = repynet_socket_use(sock);
-            int ready = fd < 0 ? 0 : v1_poll(fd, events, wake_fd);
+            int ready = fd < 0 ? 0 : v1_poll(state, fd, events, wake_fd);
             repynet_socket_unuse(sock);
             if (ready < 0)
                 return NULL;

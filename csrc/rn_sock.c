@@ -277,6 +277,22 @@ rn_sock_io_spin(int fd, rn_io_t *io, long spin_us)
 }
 
 int
+rn_poll_spin(struct pollfd *fds, nfds_t n, long spin_us)
+{
+    double limit = (double)spin_us * 1e-6;
+    double start = rn_now(), last = start;
+    for (;;) {
+        int rc = poll(fds, n, 0);
+        if (rc != 0)
+            return rc < 0 ? -errno : rc;
+        double now = rn_now();
+        if (now - start > limit || now - last > limit)
+            return 0;
+        last = now;
+    }
+}
+
+int
 rn_running_threads(void)
 {
     char text[128];

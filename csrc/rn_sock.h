@@ -9,6 +9,7 @@
 #ifndef RN_SOCK_H
 #define RN_SOCK_H
 
+#include <poll.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -72,6 +73,11 @@ int rn_wait_fd_us(int fd, short events, long timeout_us);
  * first result other than -EAGAIN, or -EAGAIN when the time is up or the
  * thread lost its CPU meanwhile (a gap in the clock as long as spin_us). */
 ssize_t rn_sock_io_spin(int fd, rn_io_t *io, long spin_us);
+
+/* poll(2) with a zero timeout, repeated for up to spin_us microseconds
+ * while nothing is ready (less if the thread loses its CPU, as in
+ * rn_sock_io_spin): poll's count, 0 when the time is up, or -errno. */
+int rn_poll_spin(struct pollfd *fds, nfds_t n, long spin_us);
 
 /* How many threads the machine is running this instant, all CPUs
  * together (/proc/loadavg): > 0, or -errno. */

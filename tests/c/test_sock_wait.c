@@ -1,12 +1,13 @@
-/* Unit tests of rn_sock.c's waits for the GIL-free paths (D32): the spin
- * before a would-block wait, and the machine's running-thread count that
- * decides whether a wait may spin. */
+/* Unit tests of rn_sock.c's waits for the GIL-free paths (D32): the spins
+ * before a would-block wait (V2) and a blocking wait (V1), and the
+ * machine's running-thread count that decides whether a wait may spin. */
 #include "rn.h"
 #include "rn_test.h"
 #include "rn_test_support.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -96,6 +97,54 @@ RN_TEST(sock_io_spin_sends_when_the_buffer_has_room)
     RN_CHECK_MEM(buf, "spin", 4);
     close(a);
     close(b);
+}
+
+RN_TEST(poll_spin_sees_readiness_that_comes_while_it_spins)
+{
+    int a, b;
+    RN_CHECK(tcp_pair(&a, &b) == 0);
+    struct late_write late = {.fd = b, .delay_us = 2000};
+    pthread_t writer;
+    RN_CHECK(pthread_create(&writer, NULL, write_late, &late) == 0);
+    struct pollfd fds[1] = {{.fd = a, .events = POLLIN}};
+    int ready = rn_poll_spin(fds, 1, LONG_SPIN_US);
+    pthread_join(writer, NULL);
+    RN_CHECK_EQ(ready, 1);
+    RN_CHECK(fds[0].revents & POLLIN);
+    close(a);
+    close(b);
+}
+
+RN_TEST(poll_spin_returns_0_once_its_time_is_up)
+{
+    int a, b;
+    RN_CHECK(tcp_pair(&a, &b) == 0);
+    struct pollfd fds[1] = {{.fd = a, .events = POLLIN}};
+    double start = rn_now();
+    int ready = rn_poll_spin(fds, 1, 2000);
+    double spun = rn_now() - start;
+    RN_CHECK_EQ(ready, 0);
+    RN_CHECK(spun >= 0.002);
+    close(a);
+    close(b);
+}
+
+RN_TEST(poll_spin_reports_every_ready_fd)
+{
+    int a, b, p[2];
+    RN_CHECK(tcp_pair(&a, &b) == 0);
+    RN_CHECK(make_pipe(p) == 0);
+    /* The V1 wait: the socket and a wake-up fd; here only the wake-up. */
+    RN_CHECK_EQ(write(p[1], "w", 1), 1);
+    struct pollfd fds[2] = {{.fd = a, .events = POLLIN},
+                            {.fd = p[0], .events = POLLIN}};
+    RN_CHECK_EQ(rn_poll_spin(fds, 2, LONG_SPIN_US), 1);
+    RN_CHECK_EQ(fds[0].revents, 0);
+    RN_CHECK(fds[1].revents & POLLIN);
+    close(a);
+    close(b);
+    close(p[0]);
+    close(p[1]);
 }
 
 struct spinner {
