@@ -147,8 +147,8 @@ typedef struct repynet_state {
     PyObject *probes_v4, *probes_v6;
 
     /* py_sockets.c: its three types, and the D32 hand-over: threads of
-     * ours waiting to take the GIL back and how often one took it (both
-     * atomic), whether a thread of ours holds it (atomic, a hint: set when
+     * ours waiting to take the GIL back, how often one took it (a futex
+     * word) and threads asleep until it changes (all atomic), whether a thread of ours holds it (atomic, a hint: set when
      * repynet takes it back, cleared when repynet releases it), the thread
      * whose calls in a row are counted and how many (under the GIL), and a
      * receive buffer free for the next call (NULL while a call without the
@@ -156,7 +156,8 @@ typedef struct repynet_state {
     PyTypeObject *tcp_socket_type, *tcp_server_type, *udp_server_type;
     int gil_wanted;
     pid_t gil_pid; /* the process gil_wanted counts threads of */
-    unsigned long gil_takes;
+    unsigned gil_takes;
+    int gil_take_sleepers;
     int gil_held;
     PyThreadState *holder;
     unsigned holder_calls;

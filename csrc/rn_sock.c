@@ -5,6 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
@@ -290,6 +293,23 @@ rn_poll_spin(struct pollfd *fds, nfds_t n, long spin_us)
             return 0;
         last = now;
     }
+}
+
+int
+rn_word_wait(unsigned *word, unsigned expected, long timeout_us)
+{
+    struct timespec timeout = {timeout_us / 1000000,
+                               (timeout_us % 1000000) * 1000};
+    if (syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, &timeout,
+                NULL, 0) == 0)
+        return 0;
+    return errno == EAGAIN ? 0 : -errno;
+}
+
+void
+rn_word_wake(unsigned *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 int

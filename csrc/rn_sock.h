@@ -79,6 +79,12 @@ ssize_t rn_sock_io_spin(int fd, rn_io_t *io, long spin_us);
  * rn_sock_io_spin): poll's count, 0 when the time is up, or -errno. */
 int rn_poll_spin(struct pollfd *fds, nfds_t n, long spin_us);
 
+/* Sleeps while *word == expected, at most timeout_us microseconds (a
+ * private futex): 0 once woken or the word differs, -ETIMEDOUT or -EINTR. */
+int rn_word_wait(unsigned *word, unsigned expected, long timeout_us);
+/* Wakes every thread asleep in rn_word_wait on word. */
+void rn_word_wake(unsigned *word);
+
 /* How many threads the machine is running this instant, all CPUs
  * together (/proc/loadavg): > 0, or -errno. */
 int rn_running_threads(void);

@@ -102,18 +102,18 @@ def test_busy_retry_ping_pong_hands_the_gil_over_at_would_block(pair, no_forced_
     assert done == rounds
 
 
-def test_waits_do_not_spin_while_other_processes_keep_every_cpu_busy():
-    # A spinner would take a CPU that another process wants: with more busy
-    # processes than CPUs, the judgement must say no.
+@pytest.fixture
+def busy_machine():
+    """More busy processes than CPUs, each running (or waiting for a CPU)
+    from the moment this fixture returns until the test ends."""
     cpus = os.cpu_count() or 1
-    code = "import sys; print('busy', flush=True)\nwhile True: pass"
+    code = "print('busy', flush=True)\nwhile True: pass"
     busy = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
             for _ in range(cpus + 1)]
     try:
         for process in busy:
             assert process.stdout.readline() == b"busy\n"
-        # Every busy process now runs or waits for a CPU until it is killed.
-        assert repynet._repynet._spin_judgement() is False
+        yield
     finally:
         for process in busy:
             process.kill()
@@ -121,7 +121,19 @@ def test_waits_do_not_spin_while_other_processes_keep_every_cpu_busy():
             process.stdout.close()
 
 
-def test_a_sender_that_never_blocks_does_not_starve_the_receiver(no_forced_switches):
+def test_waits_do_not_spin_while_other_processes_keep_every_cpu_busy(busy_machine):
+    # A spinner would take a CPU that another process wants.
+    assert repynet._repynet._spin_judgement() is False
+
+
+@pytest.mark.parametrize("machine", ["idle", "busy"])
+def test_a_sender_that_never_blocks_does_not_starve_the_receiver(machine, request,
+                                                                  no_forced_switches):
+    if machine == "busy":
+        # The hand-over then sleeps until the receiver has taken the GIL,
+        # rather than yielding the CPU to the busy processes.
+        request.getfixturevalue("busy_machine")
+        assert repynet._repynet._spin_judgement() is False
     listener = repynet.listenformessage(LO, _port(2))
     received = []
     stop = threading.Event()

@@ -1,6 +1,7 @@
 /* Unit tests of rn_sock.c's waits for the GIL-free paths (D32): the spins
- * before a would-block wait (V2) and a blocking wait (V1), and the
- * machine's running-thread count that decides whether a wait may spin. */
+ * before a would-block wait (V2) and a blocking wait (V1), the futex word
+ * a hand-over sleeps on, and the machine's running-thread count that
+ * decides whether a wait may spin. */
 #include "rn.h"
 #include "rn_test.h"
 #include "rn_test_support.h"
@@ -145,6 +146,51 @@ RN_TEST(poll_spin_reports_every_ready_fd)
     close(b);
     close(p[0]);
     close(p[1]);
+}
+
+RN_TEST(word_wait_returns_at_once_when_the_word_differs)
+{
+    unsigned word = 7;
+    RN_CHECK_EQ(rn_word_wait(&word, 6, LONG_SPIN_US), 0);
+}
+
+RN_TEST(word_wait_times_out_when_nobody_changes_the_word)
+{
+    unsigned word = 7;
+    double start = rn_now();
+    RN_CHECK_EQ(rn_word_wait(&word, 7, 2000), -ETIMEDOUT);
+    RN_CHECK(rn_now() - start >= 0.002);
+}
+
+struct word_change {
+    unsigned *word;
+    useconds_t delay_us;
+};
+
+static void *
+change_and_wake(void *arg)
+{
+    struct word_change *change = arg;
+    usleep(change->delay_us);
+    __atomic_add_fetch(change->word, 1, __ATOMIC_SEQ_CST);
+    rn_word_wake(change->word);
+    return NULL;
+}
+
+RN_TEST(word_wait_wakes_when_another_thread_changes_the_word)
+{
+    unsigned word = 7;
+    struct word_change change = {.word = &word, .delay_us = 2000};
+    pthread_t thread;
+    RN_CHECK(pthread_create(&thread, NULL, change_and_wake, &change) == 0);
+    /* Asleep until woken: the timeout is far beyond the change. */
+    int rc;
+    do
+        rc = rn_word_wait(&word, 7, LONG_SPIN_US);
+    while (rc == -EINTR);
+    pthread_join(thread, NULL);
+    RN_CHECK_EQ(rc, 0);
+    RN_CHECK_EQ(word, 8);
 }
 
 struct spinner {
