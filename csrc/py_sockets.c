@@ -381,15 +381,10 @@ spin_pause(void)
 static void
 spin_for_gil(repynet_state *state)
 {
-    double limit = REPYNET_SPIN_US * 1e-6;
-    double start = rn_now(), last = start;
-    while (__atomic_load_n(&state->gil_held, __ATOMIC_ACQUIRE)) {
-        double now = rn_now();
-        if (now - start > limit || now - last > limit)
-            return;
-        last = now;
+    rn_spin_t spin = rn_spin_start(REPYNET_SPIN_US);
+    while (__atomic_load_n(&state->gil_held, __ATOMIC_ACQUIRE) &&
+           rn_spin_go_on(&spin))
         spin_pause();
-    }
 }
 
 int

@@ -263,36 +263,44 @@ rn_wait_fd_us(int fd, short events, long timeout_us)
     return rc > 0;
 }
 
+rn_spin_t
+rn_spin_start(long spin_us)
+{
+    double now = rn_now();
+    return (rn_spin_t){.limit = (double)spin_us * 1e-6, .start = now,
+                       .last = now};
+}
+
+bool
+rn_spin_go_on(rn_spin_t *spin)
+{
+    double now = rn_now();
+    if (now - spin->start > spin->limit || now - spin->last > spin->limit)
+        return false;
+    spin->last = now;
+    return true;
+}
+
 ssize_t
 rn_sock_io_spin(int fd, rn_io_t *io, long spin_us)
 {
-    double limit = (double)spin_us * 1e-6;
-    double start = rn_now(), last = start;
-    for (;;) {
-        ssize_t rc = rn_sock_io(fd, io);
-        if (rc != -EAGAIN)
-            return rc;
-        double now = rn_now();
-        if (now - start > limit || now - last > limit)
-            return rc;
-        last = now;
-    }
+    rn_spin_t spin = rn_spin_start(spin_us);
+    ssize_t rc;
+    do
+        rc = rn_sock_io(fd, io);
+    while (rc == -EAGAIN && rn_spin_go_on(&spin));
+    return rc;
 }
 
 int
 rn_poll_spin(struct pollfd *fds, nfds_t n, long spin_us)
 {
-    double limit = (double)spin_us * 1e-6;
-    double start = rn_now(), last = start;
-    for (;;) {
-        int rc = poll(fds, n, 0);
-        if (rc != 0)
-            return rc < 0 ? -errno : rc;
-        double now = rn_now();
-        if (now - start > limit || now - last > limit)
-            return 0;
-        last = now;
-    }
+    rn_spin_t spin = rn_spin_start(spin_us);
+    int rc;
+    do
+        rc = poll(fds, n, 0);
+    while (rc == 0 && rn_spin_go_on(&spin));
+    return rc < 0 ? -errno : rc;
 }
 
 int

@@ -69,14 +69,26 @@ short rn_sock_io_events(const rn_io_t *io);
 /* Waits until fd is ready for events or timeout_us microseconds pass:
  * 1 ready (or in error), 0 timed out, -errno (EINTR included). Blocks. */
 int rn_wait_fd_us(int fd, short events, long timeout_us);
-/* Retries io on fd for up to spin_us microseconds without blocking: its
- * first result other than -EAGAIN, or -EAGAIN when the time is up or the
- * thread lost its CPU meanwhile (a gap in the clock as long as spin_us). */
+/*
+ * The clock of a spin: it goes on for up to spin_us microseconds, and
+ * stops early when a gap in the clock as long as that shows the thread
+ * lost its CPU (the thread it waits for may then have run instead).
+ */
+typedef struct rn_spin {
+    double limit, start, last; /* seconds */
+} rn_spin_t;
+
+rn_spin_t rn_spin_start(long spin_us);
+/* Whether the spin may try again. */
+bool rn_spin_go_on(rn_spin_t *spin);
+
+/* Retries io on fd for up to spin_us microseconds without blocking (see
+ * rn_spin_t): its first result other than -EAGAIN, or -EAGAIN. */
 ssize_t rn_sock_io_spin(int fd, rn_io_t *io, long spin_us);
 
 /* poll(2) with a zero timeout, repeated for up to spin_us microseconds
- * while nothing is ready (less if the thread loses its CPU, as in
- * rn_sock_io_spin): poll's count, 0 when the time is up, or -errno. */
+ * (see rn_spin_t) while nothing is ready: poll's count, 0 when the time is
+ * up, or -errno. */
 int rn_poll_spin(struct pollfd *fds, nfds_t n, long spin_us);
 
 /* Sleeps while *word == expected, at most timeout_us microseconds (a
