@@ -409,12 +409,14 @@ repynet_poll_spinning(repynet_state *state, int spinning, struct pollfd *fds,
 /*
  * The would-block path of socket_io when other threads exist: waits for
  * readiness with the GIL released (the fd kept alive by the in-use count),
- * spinning first while CPUs are free, and retries io once.  An idle
- * socket's bound decays to 0, and then the call only hands the GIL to a
- * waiting thread.
+ * spinning first while CPUs are free, and retries io once (tried: io
+ * already failed with the GIL held; else its first attempt is made here,
+ * GIL released).  An idle socket's bound decays to 0, and then the call
+ * only hands the GIL to a waiting thread.
  */
 static ssize_t
-wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
+wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing,
+               int tried)
 {
     repynet_state *state = self->state;
     ssize_t rc = -EAGAIN;
@@ -426,11 +428,13 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
             repynet_take(state, repynet_release(state));
         return rc;
     }
-    int fd = self->fd, ready = 0;
+    int fd = self->fd, ready = 0, found_at_once = 0;
     int spinning = repynet_spin_judge(state);
     self->users++;
     PyThreadState *saved = repynet_release(state);
-    if (spinning && spin_slot_take(state)) {
+    if (!tried)
+        found_at_once = (rc = rn_sock_io(fd, io)) != -EAGAIN;
+    if (rc == -EAGAIN && spinning && spin_slot_take(state)) {
         rc = rn_sock_io_spin(fd, io,
                              bound < REPYNET_SPIN_US ? bound : REPYNET_SPIN_US);
         spin_slot_give(state);
@@ -446,6 +450,8 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
         spin_for_gil(state);
     repynet_take(state, saved);
     socket_unuse(self);
+    if (!writing)
+        self->read_waited = !found_at_once;
     if (rc >= 0)
         self->wait_us[writing] = REPYNET_WAIT_MAX_US;
     else if (rc == -EAGAIN && ready == 0)
@@ -462,16 +468,26 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing)
 static ssize_t
 socket_io(RepynetSocketObject *self, rn_io_t *io)
 {
-    ssize_t rc = rn_sock_io(self->fd, io);
     int writing = rn_sock_io_events(io) == POLLOUT;
+    /* A read whose last one found nothing will most likely find nothing
+     * again (a peer answers after this call, not before), so while a CPU
+     * is free to spin its first attempt is made without the GIL too: the
+     * other end gets the GIL one syscall sooner. */
+    if (!writing && self->read_waited && self->state->spin_allowed &&
+        self->wait_us[0] > 0 && !gil_waiter(self->state) &&
+        repynet_other_threads())
+        return wait_and_retry(self, io, 0, 0);
+    ssize_t rc = rn_sock_io(self->fd, io);
     if (rc >= 0) {
         self->wait_us[writing] = REPYNET_WAIT_MAX_US;
+        if (!writing)
+            self->read_waited = 0;
         repynet_gil_turn(self->state);
         return rc;
     }
     if (rc != -EAGAIN || !repynet_other_threads())
         return rc;
-    return wait_and_retry(self, io, writing);
+    return wait_and_retry(self, io, writing, 1);
 }
 
 /* --- shared methods ------------------------------------------------------ */
@@ -522,6 +538,7 @@ socket_alloc(repynet_state *state, PyTypeObject *type, repynet_live_t kind,
     self->orphan_fd = -1;
     self->owner = getpid();
     self->peer_eof = 0;
+    self->read_waited = 0;
     self->wait_us[0] = self->wait_us[1] = REPYNET_WAIT_MAX_US;
     state->live[kind]++;
     /* A listener's key cannot be taken (the kernel refused a duplicate

@@ -31,6 +31,9 @@ typedef struct {
      * raises (reading, writing), in microseconds: halved on each timeout
      * so idle sockets stop waiting, reset by every success. */
     unsigned wait_us[2];
+    /* The last read (recv, getmessage, getconnection) found nothing at
+     * its first attempt. */
+    int read_waited;
 } RepynetSocketObject;
 
 /* Wraps a connected TCP fd (taking ownership; closed on failure) in a new

@@ -102,6 +102,27 @@ def test_busy_retry_ping_pong_hands_the_gil_over_at_would_block(pair, no_forced_
     assert done == rounds
 
 
+def test_a_read_after_one_that_waited_returns_data_already_there(pair):
+    # With another thread alive, a recv that found nothing makes the next
+    # one's first attempt with the GIL released (while a CPU is free):
+    # data that is already there must come back from it, whole and once.
+    client, accepted, _server = pair
+    idle = threading.Event()
+    thread = threading.Thread(target=idle.wait)
+    thread.start()
+    try:
+        for round_number in range(20):
+            with pytest.raises(WOULD_BLOCK):
+                accepted.recv(64)
+            message = b"round %02d" % round_number
+            # Loopback queues the data on the peer within the send.
+            assert client.send(message) == len(message)
+            assert accepted.recv(64) == message
+    finally:
+        idle.set()
+        thread.join()
+
+
 @pytest.fixture
 def busy_machine():
     """More busy processes than CPUs, each running (or waiting for a CPU)
