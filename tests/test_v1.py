@@ -31,6 +31,15 @@ def free_ports(count):
     return free_udp_ports(count, kind=socket.SOCK_STREAM)
 
 
+def free_port_not_allowed(allowed, kind=socket.SOCK_STREAM):
+    """A free port outside `allowed`: the kernel may hand out a port that
+    was free a moment ago, and so one the restrictions allow."""
+    while True:
+        port = free_udp_ports(1, kind=kind)[0]
+        if port not in allowed:
+            return port
+
+
 @pytest.fixture
 def ports(restrict):
     """Six free ports, allowed as connport and messport for this test."""
@@ -337,7 +346,7 @@ def test_openconn_to_a_refused_port_raises_and_leaks_nothing(network, ports):
 
 
 def test_openconn_from_a_port_not_allowed_names_the_resource(network, ports):
-    forbidden = free_ports(1)[0]
+    forbidden = free_port_not_allowed(ports)
     with pytest.raises(Exception, match=f"^Resource 'connport {forbidden}' not allowed!!!$"):
         network.openconn("127.0.0.1", ports[0], "127.0.0.1", forbidden)
 
@@ -444,7 +453,7 @@ def test_sendmess_argument_errors_have_v1_texts(network, args, message):
 
 
 def test_sendmess_from_a_port_not_allowed_names_the_resource(network, ports):
-    forbidden = free_udp_ports(1)[0]
+    forbidden = free_port_not_allowed(ports, kind=socket.SOCK_DGRAM)
     with pytest.raises(Exception, match=f"^Resource 'messport {forbidden}' not allowed!!!$"):
         network.sendmess("127.0.0.1", ports[0], b"x", "127.0.0.1", forbidden)
 
@@ -468,7 +477,7 @@ def test_a_listener_port_must_be_valid(network, listen, port):
 
 @pytest.mark.parametrize("listen, kind", [("waitforconn", "connport"), ("recvmess", "messport")])
 def test_a_listener_port_not_allowed_names_the_resource(network, ports, listen, kind):
-    forbidden = free_ports(1)[0]
+    forbidden = free_port_not_allowed(ports)
     with pytest.raises(Exception, match=f"^Resource '{kind} {forbidden}' not allowed!!!$"):
         getattr(network, listen)("127.0.0.1", forbidden, lambda *a: None)
     assert usage("insockets") == 0 and usage("events") == 0
