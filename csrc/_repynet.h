@@ -148,11 +148,11 @@ typedef struct repynet_state {
 
     /* py_sockets.c: its three types, and the D32 hand-over: threads of
      * ours waiting to take the GIL back, how often one took it (a futex
-     * word) and threads asleep until it changes (all atomic), whether a thread of ours holds it (atomic, a hint: set when
-     * repynet takes it back, cleared when repynet releases it), the thread
-     * whose calls in a row are counted and how many (under the GIL), and a
-     * receive buffer free for the next call (NULL while a call without the
-     * GIL uses it). */
+     * word) and threads asleep until it changes (all atomic), whether a
+     * thread of ours holds it (atomic, a hint: set when repynet takes it
+     * back, cleared when repynet releases it), the thread whose calls in a
+     * row are counted and how many (under the GIL), and a receive buffer
+     * free for the next call (NULL while a call without the GIL uses it). */
     PyTypeObject *tcp_socket_type, *tcp_server_type, *udp_server_type;
     int gil_wanted;
     pid_t gil_pid; /* the process gil_wanted counts threads of */
@@ -163,10 +163,10 @@ typedef struct repynet_state {
     unsigned holder_calls;
     char *scratch;
     /* ... and the spin before a wait: the machine's CPUs, threads of
-     * ours spinning (atomic) and how many may (one per CPU beyond the
-     * first), and whether the CPUs are free to spin on, judged at most
-     * once per window (under the GIL). */
-    int cpus, spinners, spin_slots;
+     * ours spinning (atomic; one per CPU beyond the first may), and
+     * whether the CPUs are free to spin on, judged at most once per window
+     * (under the GIL). */
+    int cpus, spinners;
     pid_t spin_pid; /* the process spinners counts threads of */
     int spin_allowed;
     double spin_judged_at;

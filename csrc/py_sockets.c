@@ -47,10 +47,10 @@
  * halving has taken them below the minimum (microseconds). */
 #define REPYNET_WAIT_MAX_US 1000
 #define REPYNET_WAIT_MIN_US 50
-/* While CPUs are free (see repynet_spin_judge), a would-block wait first retries
- * on the CPU for this long (microseconds), and a thread whose retry
- * succeeded waits on the CPU this long for a thread of ours to release the
- * GIL: both in place of a sleep and a wake-up. */
+/* While CPUs are free (see repynet_spin_judge), a would-block wait first
+ * retries on the CPU for this long (microseconds), and a thread whose
+ * retry succeeded waits on the CPU this long for a thread of ours to
+ * release the GIL: both in place of a sleep and a wake-up. */
 #define REPYNET_SPIN_US 50
 /* Whether CPUs are free to spin on is judged at most once per this many
  * seconds. */
@@ -111,47 +111,49 @@ gil_waiter(repynet_state *state)
 }
 
 /*
- * Gives the CPU away (GIL released) until a thread of ours has taken the
- * GIL since `takes` was read, or until `deadline`, or, with `while_wanted`,
- * until none waits any more.  While CPUs are free it yields and looks
- * again.  On a busy machine it sleeps instead: a thread that yields there
- * waits out another process's time slice (about 1 ms per hand-over,
- * measured in a UDP stream beside two busy processes, which fell to 8,000
- * messages/s), where a thread that sleeps is woken the moment the GIL is
- * taken.
+ * Releases the GIL and gives the CPU away until a thread of ours has taken
+ * the GIL, or `seconds` have passed, or, with `while_wanted`, none waits
+ * any more; then queues to take it back.  While CPUs are free it yields
+ * (once when no thread is known to wait).  On a busy machine it sleeps
+ * instead: a thread that yields there waits out another process's time
+ * slice (about 1 ms per hand-over, measured in a UDP stream beside two
+ * busy processes, which fell to 8,000 messages/s), where a thread that
+ * sleeps is woken the moment the GIL is taken.
  */
 static void
-give_way(repynet_state *state, unsigned takes, double deadline, int while_wanted,
-         int busy)
+give_way(repynet_state *state, double seconds, int while_wanted)
 {
+    int busy = !repynet_spin_judge(state);
+    unsigned takes = __atomic_load_n(&state->gil_takes, __ATOMIC_SEQ_CST);
+    PyThreadState *saved = repynet_release(state);
+    double deadline = rn_now() + seconds;
     for (;;) {
         if (__atomic_load_n(&state->gil_takes, __ATOMIC_SEQ_CST) != takes ||
             (while_wanted &&
              __atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) <= 0))
-            return;
+            break;
         double left = deadline - rn_now();
         if (left <= 0)
-            return;
+            break;
         if (!busy) {
             sched_yield();
+            if (!while_wanted)
+                break;
             continue;
         }
         __atomic_add_fetch(&state->gil_take_sleepers, 1, __ATOMIC_SEQ_CST);
         rn_word_wait(&state->gil_takes, takes, (long)(left * 1e6) + 1);
         __atomic_sub_fetch(&state->gil_take_sleepers, 1, __ATOMIC_SEQ_CST);
     }
+    repynet_take(state, saved);
 }
 
-/* Releases the GIL until a waiting thread of ours has taken it (bounded,
- * in case it gave up), then queues to take it back. */
+/* Hands the GIL to a waiting thread of ours (bounded, in case it gave
+ * up). */
 static void
 hand_over(repynet_state *state)
 {
-    int busy = !repynet_spin_judge(state);
-    unsigned takes = __atomic_load_n(&state->gil_takes, __ATOMIC_SEQ_CST);
-    PyThreadState *saved = repynet_release(state);
-    give_way(state, takes, rn_now() + REPYNET_HAND_OVER_MAX, 1, busy);
-    repynet_take(state, saved);
+    give_way(state, REPYNET_HAND_OVER_MAX, 1);
 }
 
 void
@@ -175,14 +177,7 @@ repynet_gil_turn(repynet_state *state)
     else if (repynet_other_threads()) {
         /* A thread whose wait ended may not have been scheduled yet:
          * give it the CPU before going on (once, or for a short sleep). */
-        int busy = !repynet_spin_judge(state);
-        unsigned takes = __atomic_load_n(&state->gil_takes, __ATOMIC_SEQ_CST);
-        PyThreadState *saved = repynet_release(state);
-        if (busy)
-            give_way(state, takes, rn_now() + REPYNET_YIELD_SLEEP, 0, 1);
-        else
-            sched_yield();
-        repynet_take(state, saved);
+        give_way(state, REPYNET_YIELD_SLEEP, 0);
     }
     else {
         state->holder_calls = 0;
@@ -333,7 +328,7 @@ repynet_spin_judge(repynet_state *state)
     }
     int running = rn_running_threads();
     state->spin_allowed =
-        state->spin_slots > 0 && running > 0 && running <= state->cpus;
+        state->cpus > 1 && running > 0 && running <= state->cpus;
     return state->spin_allowed;
 }
 
@@ -351,8 +346,8 @@ repynet__spin_judgement(PyObject *module, PyObject *unused)
 static int
 spin_slot_take(repynet_state *state)
 {
-    if (__atomic_add_fetch(&state->spinners, 1, __ATOMIC_RELAXED) <=
-        state->spin_slots)
+    if (__atomic_add_fetch(&state->spinners, 1, __ATOMIC_RELAXED) <
+        state->cpus)
         return 1;
     __atomic_sub_fetch(&state->spinners, 1, __ATOMIC_RELAXED);
     return 0;
@@ -914,7 +909,6 @@ repynet_sockets_exec(PyObject *module)
     state->gil_pid = state->spin_pid = getpid();
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     state->cpus = cpus > 0 ? (int)cpus : 1;
-    state->spin_slots = state->cpus - 1;
     if (add_type(module, &tcp_socket_spec, &state->tcp_socket_type) < 0 ||
         add_type(module, &tcp_server_spec, &state->tcp_server_type) < 0 ||
         add_type(module, &udp_server_spec, &state->udp_server_type) < 0)

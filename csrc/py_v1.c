@@ -447,10 +447,11 @@ done:
 /*
  * Waits, GIL released, until fd has one of events (errors and hang-ups
  * count) or wake_fd is readable; while a CPU is free it spins first, as
- * the V2 waits do (D32: a handler's ping-pong pays no sleep and wake-up).  1: fd is ready; 0: woken (closed
- * locally); -1 with an exception (a signal handler raised, or poll
- * failed).  fd may have been closed and even reused meanwhile: the caller
- * only looks at it again with the GIL held.
+ * the V2 waits do (D32: a handler's ping-pong pays no sleep and wake-up).
+ * 1: fd is ready; 0: woken (closed locally); -1 with an exception (a
+ * signal handler raised, or poll failed).  fd may have been closed and
+ * even reused meanwhile: the caller only looks at it again with the GIL
+ * held.
  */
 static int
 v1_poll(repynet_state *state, int fd, short events, int wake_fd)

@@ -251,12 +251,17 @@ rn_sock_io_events(const rn_io_t *io)
     return io->op == RN_IO_SEND || io->op == RN_IO_SENDTO ? POLLOUT : POLLIN;
 }
 
+static struct timespec
+timespec_from_us(long us)
+{
+    return (struct timespec){us / 1000000, (us % 1000000) * 1000};
+}
+
 int
 rn_wait_fd_us(int fd, short events, long timeout_us)
 {
     struct pollfd pfd = {.fd = fd, .events = events};
-    struct timespec timeout = {timeout_us / 1000000,
-                               (timeout_us % 1000000) * 1000};
+    struct timespec timeout = timespec_from_us(timeout_us);
     int rc = ppoll(&pfd, 1, &timeout, NULL);
     if (rc < 0)
         return -errno;
@@ -306,8 +311,7 @@ rn_poll_spin(struct pollfd *fds, nfds_t n, long spin_us)
 int
 rn_word_wait(unsigned *word, unsigned expected, long timeout_us)
 {
-    struct timespec timeout = {timeout_us / 1000000,
-                               (timeout_us % 1000000) * 1000};
+    struct timespec timeout = timespec_from_us(timeout_us);
     if (syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, &timeout,
                 NULL, 0) == 0)
         return 0;

@@ -32,11 +32,20 @@ write_late(void *arg)
     return (void *)(intptr_t)sent;
 }
 
-static void
-make_nonblocking(int fd)
+/* A connected TCP pair whose first end, the one under test, is
+ * non-blocking, as repynet's sockets are. */
+static int
+nonblocking_pair(int *tested, int *peer)
 {
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    if (tcp_pair(tested, peer) != 0)
+        return -1;
+    int flags = fcntl(*tested, F_GETFL);
+    return flags < 0 ? -1 : fcntl(*tested, F_SETFL, flags | O_NONBLOCK);
 }
+
+/* A read of up to sizeof(buf) bytes into buf. */
+#define RECV_INTO(buf)                                                    \
+    ((rn_io_t){.op = RN_IO_RECV, .buf = (buf), .len = sizeof(buf)})
 
 RN_TEST(spin_goes_on_within_its_time_and_stops_after_it)
 {
@@ -50,13 +59,12 @@ RN_TEST(spin_goes_on_within_its_time_and_stops_after_it)
 RN_TEST(sock_io_spin_returns_data_that_arrives_while_it_spins)
 {
     int a, b;
-    RN_CHECK(tcp_pair(&a, &b) == 0);
-    make_nonblocking(a);
+    RN_CHECK(nonblocking_pair(&a, &b) == 0);
     struct late_write late = {.fd = b, .delay_us = 2000};
     pthread_t writer;
     RN_CHECK(pthread_create(&writer, NULL, write_late, &late) == 0);
     char buf[16];
-    rn_io_t io = {.op = RN_IO_RECV, .buf = buf, .len = sizeof(buf)};
+    rn_io_t io = RECV_INTO(buf);
     ssize_t got = rn_sock_io_spin(a, &io, LONG_SPIN_US);
     void *sent;
     pthread_join(writer, &sent);
@@ -70,10 +78,9 @@ RN_TEST(sock_io_spin_returns_data_that_arrives_while_it_spins)
 RN_TEST(sock_io_spin_gives_up_with_eagain_once_its_time_is_up)
 {
     int a, b;
-    RN_CHECK(tcp_pair(&a, &b) == 0);
-    make_nonblocking(a);
+    RN_CHECK(nonblocking_pair(&a, &b) == 0);
     char buf[16];
-    rn_io_t io = {.op = RN_IO_RECV, .buf = buf, .len = sizeof(buf)};
+    rn_io_t io = RECV_INTO(buf);
     double start = rn_now();
     ssize_t got = rn_sock_io_spin(a, &io, 2000);
     double spun = rn_now() - start;
@@ -86,11 +93,10 @@ RN_TEST(sock_io_spin_gives_up_with_eagain_once_its_time_is_up)
 RN_TEST(sock_io_spin_returns_the_first_result_that_is_not_eagain)
 {
     int a, b;
-    RN_CHECK(tcp_pair(&a, &b) == 0);
-    make_nonblocking(a);
+    RN_CHECK(nonblocking_pair(&a, &b) == 0);
     close(b);
     char buf[16];
-    rn_io_t io = {.op = RN_IO_RECV, .buf = buf, .len = sizeof(buf)};
+    rn_io_t io = RECV_INTO(buf);
     /* The peer's FIN: an orderly EOF ends the spin at once. */
     RN_CHECK_EQ(rn_sock_io_spin(a, &io, LONG_SPIN_US), 0);
     close(a);
@@ -99,8 +105,7 @@ RN_TEST(sock_io_spin_returns_the_first_result_that_is_not_eagain)
 RN_TEST(sock_io_spin_sends_when_the_buffer_has_room)
 {
     int a, b;
-    RN_CHECK(tcp_pair(&a, &b) == 0);
-    make_nonblocking(a);
+    RN_CHECK(nonblocking_pair(&a, &b) == 0);
     rn_io_t io = {.op = RN_IO_SEND, .buf = "spin", .len = 4};
     RN_CHECK_EQ(rn_sock_io_spin(a, &io, LONG_SPIN_US), 4);
     char buf[4];
