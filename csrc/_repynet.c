@@ -33,7 +33,8 @@ live_objects(PyObject *module, PyObject *unused)
         return NULL;
     for (int kind = 0; kind < REPYNET_LIVE_COUNT; kind++) {
         PyObject *count = PyLong_FromSsize_t(state->live[kind]);
-        if (count == NULL || PyDict_SetItemString(result, names[kind], count) < 0) {
+        if (count == NULL ||
+            PyDict_SetItemString(result, names[kind], count) < 0) {
             Py_XDECREF(count);
             Py_DECREF(result);
             return NULL;
@@ -43,7 +44,7 @@ live_objects(PyObject *module, PyObject *unused)
     return result;
 }
 
-/* --- the seed-000 tables ------------------------------------------------ */
+/* --- the seed-000 tables ------------------------------------------------- */
 
 /* py_sockets.c adds and removes the entries and py_api.c looks conflicts up
  * in them, so they belong to neither: they live as long as the module. */

@@ -57,33 +57,33 @@ PyModule_AddObjectRef(PyObject *module, const char *name, PyObject *value)
  * handed over once at import (repynet._repynet._register_exceptions).
  * X(enum suffix, Python class name).
  */
-#define REPYNET_EXCEPTIONS(X)                                    \
-    X(INTERNAL, "InternalRepyError")                             \
-    X(REPY, "RepyException")                                     \
-    X(ARGUMENT, "RepyArgumentError")                             \
-    X(TIMEOUT, "TimeoutError")                                   \
-    X(RESOURCE_EXHAUSTED, "ResourceExhaustedError")              \
-    X(RESOURCE_FORBIDDEN, "ResourceForbiddenError")              \
-    X(NETWORK, "NetworkError")                                   \
-    X(NETWORK_ADDRESS, "NetworkAddressError")                    \
-    X(ALREADY_LISTENING, "AlreadyListeningError")                \
-    X(DUPLICATE_TUPLE, "DuplicateTupleError")                    \
-    X(CLEANUP_IN_PROGRESS, "CleanupInProgressError")             \
-    X(INTERNET_CONNECTIVITY, "InternetConnectivityError")        \
-    X(ADDRESS_BINDING, "AddressBindingError")                    \
-    X(CONNECTION_REFUSED, "ConnectionRefusedError")              \
-    X(SOCKET_CLOSED_LOCAL, "SocketClosedLocal")                  \
-    X(SOCKET_CLOSED_REMOTE, "SocketClosedRemote")                \
+#define REPYNET_EXCEPTIONS(X)                                                 \
+    X(INTERNAL, "InternalRepyError")                                          \
+    X(REPY, "RepyException")                                                  \
+    X(ARGUMENT, "RepyArgumentError")                                          \
+    X(TIMEOUT, "TimeoutError")                                                \
+    X(RESOURCE_EXHAUSTED, "ResourceExhaustedError")                           \
+    X(RESOURCE_FORBIDDEN, "ResourceForbiddenError")                           \
+    X(NETWORK, "NetworkError")                                                \
+    X(NETWORK_ADDRESS, "NetworkAddressError")                                 \
+    X(ALREADY_LISTENING, "AlreadyListeningError")                             \
+    X(DUPLICATE_TUPLE, "DuplicateTupleError")                                 \
+    X(CLEANUP_IN_PROGRESS, "CleanupInProgressError")                          \
+    X(INTERNET_CONNECTIVITY, "InternetConnectivityError")                     \
+    X(ADDRESS_BINDING, "AddressBindingError")                                 \
+    X(CONNECTION_REFUSED, "ConnectionRefusedError")                           \
+    X(SOCKET_CLOSED_LOCAL, "SocketClosedLocal")                               \
+    X(SOCKET_CLOSED_REMOTE, "SocketClosedRemote")                             \
     X(SOCKET_WOULD_BLOCK, "SocketWouldBlockError")
 
 typedef enum repynet_exc {
 #define REPYNET_EXC_ENUM(id, name) REPYNET_EXC_##id,
     REPYNET_EXCEPTIONS(REPYNET_EXC_ENUM)
 #undef REPYNET_EXC_ENUM
-    REPYNET_EXC_COUNT,
+        REPYNET_EXC_COUNT,
     /* Not classes: outcomes the errno table hands back to the caller. */
     REPYNET_EXC_RETRY = REPYNET_EXC_COUNT, /* try the syscall again */
-    REPYNET_EXC_CONFLICT,  /* apply the conflict rules U/C1/C2 */
+    REPYNET_EXC_CONFLICT, /* apply the conflict rules U/C1/C2 */
 } repynet_exc_t;
 
 /* Objects counted for the test suite's leak check (_repynet._live_objects). */

@@ -9,8 +9,8 @@
  * rate waits, then the syscalls, whose errors go through the one errno
  * table (py_errors.c).
  */
-#include "_repynet.h"
 #include "py_api.h"
+#include "_repynet.h"
 #include "py_args.h"
 #include "py_errors.h"
 #include "py_limits.h"
@@ -29,7 +29,7 @@ typedef struct {
     int text;
 } NetworkApiObject;
 
-/* --- shared steps ------------------------------------------------------------ */
+/* --- shared steps -------------------------------------------------------- */
 
 /* The permission checks of a local end (spec 2.3 steps 7-8, 2.4 steps
  * 5-6, 2.5 steps 8-9): localip allowed, then localport in connport (tcp)
@@ -118,7 +118,7 @@ raise_setup_error(repynet_state *state, repynet_call_t call, int err,
     return repynet_raise_errno(state, call, err, syscall);
 }
 
-/* --- name resolution --------------------------------------------------------- */
+/* --- name resolution ----------------------------------------------------- */
 
 /* A string of digits and dots only (D25: never sent to the resolver). */
 static int
@@ -182,8 +182,8 @@ resolve_exact(repynet_state *state, PyObject *name, sa_family_t family)
             return Py_BuildValue("[O]", name);
         return address_error(state, name, "not a dotted-decimal address");
     }
-    if (family == AF_INET6 && (all_digits_and_dots(text, len) ||
-                               memchr(text, ':', (size_t)len))) {
+    if (family == AF_INET6 &&
+        (all_digits_and_dots(text, len) || memchr(text, ':', (size_t)len))) {
         return address_error(state, name, "not an IPv6 address");
     }
     if (family == AF_INET && memchr(text, ':', (size_t)len)) {
@@ -214,7 +214,8 @@ resolve_exact(repynet_state *state, PyObject *name, sa_family_t family)
     for (struct addrinfo *ai = infos; ai; ai = ai->ai_next) {
         rn_addr_t addr;
         uint16_t port;
-        if (rn_addr_from_sockaddr(ai->ai_addr, ai->ai_addrlen, &addr, &port) < 0)
+        if (rn_addr_from_sockaddr(ai->ai_addr, ai->ai_addrlen, &addr, &port) <
+            0)
             continue;
         PyObject *text_addr = repynet_format_address(state, &addr);
         if (text_addr == NULL) {
@@ -284,7 +285,7 @@ api_getaddripv6(NetworkApiObject *self, PyObject *const *args,
     return resolve(state, args[0], AF_INET6);
 }
 
-/* --- getmyip (D19, D27) ---------------------------------------------------------- */
+/* --- getmyip (D19, D27) -------------------------------------------------- */
 
 /* The source address the kernel would use toward probe: 0, or -errno.
  * A UDP connect sends no packet. */
@@ -292,7 +293,8 @@ static int
 route_source(const rn_addr_t *probe, rn_addr_t *source)
 {
     uint16_t port;
-    int fd = socket(probe->family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd =
+        socket(probe->family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
     int rc = rn_tcp_connect_start(fd, probe, 80);
@@ -314,13 +316,15 @@ getmyip_family(repynet_state *state, sa_family_t family, PyObject *probes)
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(probes); i++) {
         rn_addr_t probe, source;
         Py_ssize_t len;
-        const char *text = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(probes, i), &len);
-        if (text == NULL || rn_addr_parse(text, (size_t)len, &probe) != family) {
+        const char *text =
+            PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(probes, i), &len);
+        if (text == NULL ||
+            rn_addr_parse(text, (size_t)len, &probe) != family) {
             PyErr_Clear();
             continue;
         }
-        if (route_source(&probe, &source) < 0 || rn_addr_is_loopback(&source) ||
-            rn_addr_is_any(&source))
+        if (route_source(&probe, &source) < 0 ||
+            rn_addr_is_loopback(&source) || rn_addr_is_any(&source))
             continue;
         return repynet_format_address(state, &source);
     }
@@ -345,12 +349,13 @@ api_getmyip_ipv6(NetworkApiObject *self, PyObject *const *args,
 {
     if (PySys_Audit("repynet.getmyip_ipv6", NULL) < 0)
         return NULL;
-    if (repynet_check_arity(self->state, "getmyip_ipv6", nargs, kwnames, 0) < 0)
+    if (repynet_check_arity(self->state, "getmyip_ipv6", nargs, kwnames, 0) <
+        0)
         return NULL;
     return getmyip_family(self->state, AF_INET6, self->state->probes_v6);
 }
 
-/* --- sendmessage (spec 2.3) --------------------------------------------------------- */
+/* --- sendmessage (spec 2.3) ---------------------------------------------- */
 
 /* Waits, GIL released, until fd is writable; -1 with an exception on a
  * signal (nothing has been sent yet). */
@@ -370,16 +375,19 @@ repynet_send_datagram(repynet_state *state, int fd, const Py_buffer *view,
                       const rn_endpoint_t *dest, int own_socket)
 {
     /* D11: the outsocket is held only while the call runs. */
-    if (own_socket &&
-        repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0)
+    if (own_socket && repynet_acquire(state, &state->resources->outsockets,
+                                      "outsockets") < 0)
         return -1;
-    rn_io_t io = {.op = RN_IO_SENDTO, .buf = view->buf, .len = (size_t)view->len,
-                  .peer = dest->addr, .peer_port = dest->port};
+    rn_io_t io = {.op = RN_IO_SENDTO,
+                  .buf = view->buf,
+                  .len = (size_t)view->len,
+                  .peer = dest->addr,
+                  .peer_port = dest->port};
     ssize_t sent;
     for (;;) {
         sent = rn_sock_io(fd, &io);
-        if (sent >= 0 ||
-            repynet_errno_class(REPYNET_CALL_SENDMESSAGE, (int)sent) != REPYNET_EXC_RETRY)
+        if (sent >= 0 || repynet_errno_class(REPYNET_CALL_SENDMESSAGE,
+                                             (int)sent) != REPYNET_EXC_RETRY)
             break;
         if (wait_writable(state, fd) < 0)
             break;
@@ -389,7 +397,8 @@ repynet_send_datagram(repynet_state *state, int fd, const Py_buffer *view,
     if (PyErr_Occurred())
         return -1;
     if (sent < 0) {
-        repynet_raise_errno(state, REPYNET_CALL_SENDMESSAGE, (int)sent, "sendto");
+        repynet_raise_errno(state, REPYNET_CALL_SENDMESSAGE, (int)sent,
+                            "sendto");
         return -1;
     }
     repynet_charge_after(state, rn_addr_is_loopback(&dest->addr),
@@ -408,15 +417,17 @@ sendmessage_checks(NetworkApiObject *self, PyObject *const *args,
     repynet_state *state = self->state;
     if (repynet_check_arity(state, "sendmessage", nargs, kwnames, 5) < 0)
         return -1;
-    repynet_ends_given given = {.destip = args[0], .destport = args[1],
-                                .message = args[2], .localip = args[3],
+    repynet_ends_given given = {.destip = args[0],
+                                .destport = args[1],
+                                .message = args[2],
+                                .localip = args[3],
                                 .localport = args[4]};
     if (repynet_arg_ends(state, &given, self->text, checked) < 0)
         return -1;
     if (local_permitted(state, args[3], &checked->key.local, 0) < 0 ||
         repynet_arg_datagram_size(state, &checked->message) < 0 ||
-        repynet_charge_send(state, rn_addr_is_loopback(&checked->key.remote.addr),
-                            0.0) < 0) {
+        repynet_charge_send(
+            state, rn_addr_is_loopback(&checked->key.remote.addr), 0.0) < 0) {
         repynet_release_data(&checked->message);
         return -1;
     }
@@ -490,7 +501,7 @@ api_sendmessage(NetworkApiObject *self, PyObject *const *args,
     return PyLong_FromSsize_t(sent);
 }
 
-/* --- listeners (spec 2.4, 2.6) ------------------------------------------------------ */
+/* --- listeners (spec 2.4, 2.6) ------------------------------------------- */
 
 static PyObject *
 listen_on(NetworkApiObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -499,13 +510,15 @@ listen_on(NetworkApiObject *self, PyObject *const *args, Py_ssize_t nargs,
     repynet_state *state = self->state;
     rn_endpoint_t local;
     rn_tuple_t key;
-    repynet_call_t call = tcp ? REPYNET_CALL_LISTEN_TCP : REPYNET_CALL_LISTEN_UDP;
-    if (nargs == 2 &&
-        PySys_Audit(tcp ? "repynet.listenforconnection" : "repynet.listenformessage",
-                    "OO", args[0], args[1]) < 0)
+    repynet_call_t call =
+        tcp ? REPYNET_CALL_LISTEN_TCP : REPYNET_CALL_LISTEN_UDP;
+    if (nargs == 2 && PySys_Audit(tcp ? "repynet.listenforconnection"
+                                      : "repynet.listenformessage",
+                                  "OO", args[0], args[1]) < 0)
         return NULL;
 
-    if (repynet_check_arity(state, tcp ? "listenforconnection" : "listenformessage",
+    if (repynet_check_arity(state,
+                            tcp ? "listenforconnection" : "listenformessage",
                             nargs, kwnames, 2) < 0 ||
         listen_args(state, args, tcp, &local) < 0)
         return NULL;
@@ -515,7 +528,8 @@ listen_on(NetworkApiObject *self, PyObject *const *args, Py_ssize_t nargs,
     if (fd < 0)
         return raise_setup_error(state, call, fd, &key, "bind");
     /* D26: binding errors win over ResourceExhaustedError. */
-    if (repynet_acquire(state, &state->resources->insockets, "insockets") < 0) {
+    if (repynet_acquire(state, &state->resources->insockets, "insockets") <
+        0) {
         close(fd);
         return NULL;
     }
@@ -547,7 +561,7 @@ api_listenforconnection(NetworkApiObject *self, PyObject *const *args,
     return listen_on(self, args, nargs, kwnames, 1);
 }
 
-/* --- openconnection (spec 2.5) ------------------------------------------------------ */
+/* --- openconnection (spec 2.5) ------------------------------------------- */
 
 /* Seconds between connect attempts after a recoverable error (spec 2.5). */
 #define REPYNET_CONNECT_RETRY 0.2
@@ -670,8 +684,10 @@ api_openconnection(NetworkApiObject *self, PyObject *const *args,
         return NULL;
     if (repynet_check_arity(state, "openconnection", nargs, kwnames, 5) < 0)
         return NULL;
-    repynet_ends_given given = {.destip = args[0], .destport = args[1],
-                                .localip = args[2], .localport = args[3],
+    repynet_ends_given given = {.destip = args[0],
+                                .destport = args[1],
+                                .localip = args[2],
+                                .localport = args[3],
                                 .timeout = args[4]};
     if (repynet_arg_ends(state, &given, self->text, &checked) < 0 ||
         local_permitted(state, args[2], &checked.key.local, 1) < 0)
@@ -681,21 +697,23 @@ api_openconnection(NetworkApiObject *self, PyObject *const *args,
         return NULL;
     /* D26: connect errors win over ResourceExhaustedError; the peer sees
      * a connection that is then dropped, as in the original. */
-    if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
+    if (repynet_acquire(state, &state->resources->outsockets, "outsockets") <
+        0) {
         rn_sock_close(fd);
         return NULL;
     }
     return repynet_connected_socket(state, fd, self->text, &checked.key);
 }
 
-/* --- the NetworkAPI type -------------------------------------------------------------- */
+/* --- the NetworkAPI type ------------------------------------------------- */
 
 static PyObject *
 api_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"text", NULL};
     int text = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:NetworkAPI", keywords, &text))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:NetworkAPI", keywords,
+                                     &text))
         return NULL;
     repynet_state *state = repynet_state_from_type(type);
     if (state == NULL)
@@ -722,26 +740,33 @@ api_get_text(NetworkApiObject *self, void *closure)
     return PyBool_FromLong(self->text);
 }
 
-#define API_METHOD(name, fn, doc) \
-    {name, (PyCFunction)(void (*)(void))(fn), METH_FASTCALL | METH_KEYWORDS, doc}
+#define API_METHOD(name, fn, doc)                                             \
+    {name, (PyCFunction)(void (*)(void))(fn), METH_FASTCALL | METH_KEYWORDS,  \
+     doc}
 
 static PyMethodDef api_methods[] = {
     API_METHOD("gethostbyname", api_gethostbyname,
-               "gethostbyname($self, name, /)\n--\n\nAn IPv4 address of name, as a str."),
+               "gethostbyname($self, name, /)\n--\n\nAn IPv4 address of name, "
+               "as a str."),
     API_METHOD("getAddripv6", api_getaddripv6,
-               "getAddripv6($self, name, /)\n--\n\nThe IPv6 addresses of name, a list of str."),
+               "getAddripv6($self, name, /)\n--\n\nThe IPv6 addresses of "
+               "name, a list of str."),
     API_METHOD("getmyip", api_getmyip,
-               "getmyip($self, /)\n--\n\nThe local IPv4 address with a route out, as a str."),
+               "getmyip($self, /)\n--\n\nThe local IPv4 address with a route "
+               "out, as a str."),
     API_METHOD("getmyip_ipv6", api_getmyip_ipv6,
-               "getmyip_ipv6($self, /)\n--\n\nThe local IPv6 address with a route out, as a str."),
+               "getmyip_ipv6($self, /)\n--\n\nThe local IPv6 address with a "
+               "route out, as a str."),
     API_METHOD("sendmessage", api_sendmessage,
-               "sendmessage($self, destip, destport, message, localip, localport, /)\n--\n\n"
+               "sendmessage($self, destip, destport, message, localip, "
+               "localport, /)\n--\n\n"
                "Send one UDP datagram; returns the number of bytes sent."),
     API_METHOD("listenformessage", api_listenformessage,
                "listenformessage($self, localip, localport, /)\n--\n\n"
                "Listen for UDP datagrams; returns a UDPServerSocket."),
     API_METHOD("openconnection", api_openconnection,
-               "openconnection($self, destip, destport, localip, localport, timeout, /)\n--\n\n"
+               "openconnection($self, destip, destport, localip, localport, "
+               "timeout, /)\n--\n\n"
                "Open a TCP connection; returns a TCPSocket."),
     API_METHOD("listenforconnection", api_listenforconnection,
                "listenforconnection($self, localip, localport, /)\n--\n\n"
@@ -775,7 +800,8 @@ static PyType_Spec api_spec = {
 
 /* _set_probe_addresses(v4, v6): where getmyip looks for a route (D19). */
 PyObject *
-repynet__set_probe_addresses(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+repynet__set_probe_addresses(PyObject *module, PyObject *const *args,
+                             Py_ssize_t nargs)
 {
     repynet_state *state = repynet_get_state(module);
     if (nargs != 2) {
@@ -807,16 +833,18 @@ repynet_api_exec(PyObject *module)
     /* The original's stable probe addresses (spec 2.2, 7.3). */
     state->probes_v4 = Py_BuildValue("(ssss)", "18.7.22.69", "171.67.216.8",
                                      "169.229.131.81", "140.142.12.202");
-    state->probes_v6 = Py_BuildValue(
-        "(sssss)", "2404:6800:4009:806::200e", "2001:4998:58:c02::a9",
-        "2607:f6d0:0:925a::ab43:d7c8", "2607:f140:0:82::10",
-        "2607:f010:2e8:228::ff:fe00:152");
+    state->probes_v6 =
+        Py_BuildValue("(sssss)", "2404:6800:4009:806::200e",
+                      "2001:4998:58:c02::a9", "2607:f6d0:0:925a::ab43:d7c8",
+                      "2607:f140:0:82::10", "2607:f010:2e8:228::ff:fe00:152");
     if (state->probes_v4 == NULL || state->probes_v6 == NULL)
         return -1;
-    state->api_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &api_spec, NULL);
+    state->api_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &api_spec, NULL);
     if (state->api_type == NULL)
         return -1;
-    if (PyModule_AddObjectRef(module, "NetworkAPI", (PyObject *)state->api_type) < 0)
+    if (PyModule_AddObjectRef(module, "NetworkAPI",
+                              (PyObject *)state->api_type) < 0)
         return -1;
     return 0;
 }

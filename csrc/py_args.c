@@ -16,13 +16,13 @@
  * the like) serve repynet's own Python code and check their arguments
  * themselves, with Python's exceptions.
  */
-#include "_repynet.h"
 #include "py_args.h"
+#include "_repynet.h"
 #include "py_errors.h"
 
 #include <math.h>
 
-/* --- the one formatter of arguments in messages ------------------------- */
+/* --- the one formatter of arguments in messages -------------------------- */
 
 /* A str argument's exact characters, quoted as repr() quotes them, cut to
  * REPYNET_ARG_TEXT_MAX characters.  New reference or NULL. */
@@ -42,7 +42,8 @@ str_text(PyObject *arg)
     Py_DECREF(head);
     if (quoted == NULL || shown == len)
         return quoted;
-    PyObject *text = PyUnicode_FromFormat("%U... (%zd characters)", quoted, len);
+    PyObject *text =
+        PyUnicode_FromFormat("%U... (%zd characters)", quoted, len);
     Py_DECREF(quoted);
     return text;
 }
@@ -80,8 +81,9 @@ repynet_arg_text(PyObject *arg)
         return text;
     }
     if (arg == Py_None || PyBool_Check(arg))
-        return PyUnicode_FromString(arg == Py_None ? "None"
-                                    : arg == Py_True ? "True" : "False");
+        return PyUnicode_FromString(arg == Py_None   ? "None"
+                                    : arg == Py_True ? "True"
+                                                     : "False");
     return PyUnicode_FromFormat("a %.100s", Py_TYPE(arg)->tp_name);
 }
 
@@ -103,7 +105,7 @@ repynet_raise_with_arg(repynet_state *state, repynet_exc_t exc, PyObject *arg,
     return NULL;
 }
 
-/* --- types -------------------------------------------------------------- */
+/* --- types --------------------------------------------------------------- */
 
 int
 repynet_arg_str(repynet_state *state, PyObject *arg, const char *what)
@@ -138,7 +140,7 @@ repynet_arg_number(repynet_state *state, PyObject *arg, const char *what)
     return -1;
 }
 
-/* --- values ------------------------------------------------------------- */
+/* --- values -------------------------------------------------------------- */
 
 int
 repynet_arg_address(repynet_state *state, PyObject *arg, const char *what,
@@ -318,7 +320,7 @@ repynet_arg_datagram_size(repynet_state *state, const Py_buffer *view)
     return -1;
 }
 
-/* --- both ends of sendmessage and openconnection ------------------------ */
+/* --- both ends of sendmessage and openconnection ------------------------- */
 
 /* The two ends must differ (spec 2.3 step 6, 2.5 step 7; D24). */
 static int

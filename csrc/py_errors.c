@@ -4,9 +4,9 @@
  * The classes are Python's (repynet/errors.py); C holds strong references
  * in module state so that raising one runs no Python frame.
  */
+#include "py_errors.h"
 #include "_repynet.h"
 #include "py_args.h"
-#include "py_errors.h"
 
 #include <string.h>
 
@@ -21,49 +21,75 @@ typedef struct {
     repynet_exc_t by_group[RN_ERRGROUP_COUNT]; /* 0: use the fallback */
 } errno_row;
 
+/* clang-format off: one row per call, one line per errno group */
 static const errno_row errno_table[REPYNET_CALL_COUNT] = {
     [REPYNET_CALL_RESOLVE] = {.fallback = REPYNET_EXC_NETWORK_ADDRESS},
-    [REPYNET_CALL_SENDMESSAGE] = {.by_group = {
-        [RN_ERRGROUP_IN_USE] = REPYNET_EXC_DUPLICATE_TUPLE,
-        [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_ADDRESS_BINDING,
-        [RN_ERRGROUP_NET_DOWN] = REPYNET_EXC_INTERNET_CONNECTIVITY,
-        /* The original's blocking sendto waited here: wait for room. */
-        [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_RETRY,
-    }},
-    [REPYNET_CALL_LISTEN_UDP] = {.by_group = {
-        [RN_ERRGROUP_IN_USE] = REPYNET_EXC_CONFLICT,
-        [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_ADDRESS_BINDING,
-    }},
-    [REPYNET_CALL_LISTEN_TCP] = {.by_group = {
-        [RN_ERRGROUP_IN_USE] = REPYNET_EXC_CONFLICT,
-        [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_ADDRESS_BINDING,
-    }},
-    [REPYNET_CALL_CONNECT] = {.by_group = {
-        [RN_ERRGROUP_IN_USE] = REPYNET_EXC_CONFLICT,
-        [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_CONFLICT,
-        [RN_ERRGROUP_NET_DOWN] = REPYNET_EXC_INTERNET_CONNECTIVITY,
-        [RN_ERRGROUP_REFUSED] = REPYNET_EXC_CONNECTION_REFUSED,
-        [RN_ERRGROUP_ABORTED] = REPYNET_EXC_CONNECTION_REFUSED,
-        /* D29: a reset (or EPIPE) during the handshake is the listener
-         * closing meanwhile, a normal race, refused like ECONNABORTED. */
-        [RN_ERRGROUP_TERMINATED] = REPYNET_EXC_CONNECTION_REFUSED,
-        [RN_ERRGROUP_ALREADY_CONNECTED] = REPYNET_EXC_DUPLICATE_TUPLE,
-        [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_RETRY,
-    }},
+    [REPYNET_CALL_SENDMESSAGE] =
+        {.by_group =
+             {
+                 [RN_ERRGROUP_IN_USE] = REPYNET_EXC_DUPLICATE_TUPLE,
+                 [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_ADDRESS_BINDING,
+                 [RN_ERRGROUP_NET_DOWN] = REPYNET_EXC_INTERNET_CONNECTIVITY,
+                 /* The original's blocking sendto waited here: wait for room.
+                  */
+                 [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_RETRY,
+             }},
+    [REPYNET_CALL_LISTEN_UDP] = {.by_group =
+                                     {
+                                         [RN_ERRGROUP_IN_USE] =
+                                             REPYNET_EXC_CONFLICT,
+                                         [RN_ERRGROUP_UNAVAILABLE] =
+                                             REPYNET_EXC_ADDRESS_BINDING,
+                                     }},
+    [REPYNET_CALL_LISTEN_TCP] = {.by_group =
+                                     {
+                                         [RN_ERRGROUP_IN_USE] =
+                                             REPYNET_EXC_CONFLICT,
+                                         [RN_ERRGROUP_UNAVAILABLE] =
+                                             REPYNET_EXC_ADDRESS_BINDING,
+                                     }},
+    [REPYNET_CALL_CONNECT] =
+        {.by_group =
+             {
+                 [RN_ERRGROUP_IN_USE] = REPYNET_EXC_CONFLICT,
+                 [RN_ERRGROUP_UNAVAILABLE] = REPYNET_EXC_CONFLICT,
+                 [RN_ERRGROUP_NET_DOWN] = REPYNET_EXC_INTERNET_CONNECTIVITY,
+                 [RN_ERRGROUP_REFUSED] = REPYNET_EXC_CONNECTION_REFUSED,
+                 [RN_ERRGROUP_ABORTED] = REPYNET_EXC_CONNECTION_REFUSED,
+                 /* D29: a reset (or EPIPE) during the handshake is the
+                  * listener closing meanwhile, a normal race, refused like
+                  * ECONNABORTED. */
+                 [RN_ERRGROUP_TERMINATED] = REPYNET_EXC_CONNECTION_REFUSED,
+                 [RN_ERRGROUP_ALREADY_CONNECTED] = REPYNET_EXC_DUPLICATE_TUPLE,
+                 [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_RETRY,
+             }},
     /* Socket calls: unknown errors close the socket (spec 3.1-3.3). */
-    [REPYNET_CALL_STREAM_IO] = {.fallback = REPYNET_EXC_SOCKET_CLOSED_LOCAL, .by_group = {
-        [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_SOCKET_WOULD_BLOCK,
-        [RN_ERRGROUP_TERMINATED] = REPYNET_EXC_SOCKET_CLOSED_REMOTE,
-    }},
-    [REPYNET_CALL_ACCEPT] = {.fallback = REPYNET_EXC_SOCKET_CLOSED_LOCAL, .by_group = {
-        [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_SOCKET_WOULD_BLOCK,
-        /* A connection reset before accept() took it: nothing pending. */
-        [RN_ERRGROUP_ABORTED] = REPYNET_EXC_SOCKET_WOULD_BLOCK,
-    }},
-    [REPYNET_CALL_GETMESSAGE] = {.fallback = REPYNET_EXC_SOCKET_CLOSED_LOCAL, .by_group = {
-        [RN_ERRGROUP_RECOVERABLE] = REPYNET_EXC_SOCKET_WOULD_BLOCK,
-    }},
+    [REPYNET_CALL_STREAM_IO] = {.fallback = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
+                                .by_group =
+                                    {
+                                        [RN_ERRGROUP_RECOVERABLE] =
+                                            REPYNET_EXC_SOCKET_WOULD_BLOCK,
+                                        [RN_ERRGROUP_TERMINATED] =
+                                            REPYNET_EXC_SOCKET_CLOSED_REMOTE,
+                                    }},
+    [REPYNET_CALL_ACCEPT] = {.fallback = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
+                             .by_group =
+                                 {
+                                     [RN_ERRGROUP_RECOVERABLE] =
+                                         REPYNET_EXC_SOCKET_WOULD_BLOCK,
+                                     /* A connection reset before accept() took
+                                        it: nothing pending. */
+                                     [RN_ERRGROUP_ABORTED] =
+                                         REPYNET_EXC_SOCKET_WOULD_BLOCK,
+                                 }},
+    [REPYNET_CALL_GETMESSAGE] = {.fallback = REPYNET_EXC_SOCKET_CLOSED_LOCAL,
+                                 .by_group =
+                                     {
+                                         [RN_ERRGROUP_RECOVERABLE] =
+                                             REPYNET_EXC_SOCKET_WOULD_BLOCK,
+                                     }},
 };
+/* clang-format on */
 
 static const char *const exception_names[REPYNET_EXC_COUNT] = {
 #define REPYNET_EXC_NAME(id, name) [REPYNET_EXC_##id] = name,
@@ -163,7 +189,8 @@ errno_message(repynet_state *state, const char *syscall, int code)
 {
     int i;
     for (i = 0; i < REPYNET_MESSAGE_CACHE && state->messages[i].message; i++) {
-        if (state->messages[i].syscall == syscall && state->messages[i].err == code)
+        if (state->messages[i].syscall == syscall &&
+            state->messages[i].err == code)
             return Py_NewRef(state->messages[i].message);
     }
     PyObject *message = PyUnicode_FromFormat("%s: [Errno %d] %s", syscall,
@@ -198,14 +225,14 @@ repynet_raise_oserror(PyObject *cls, int err)
     int code = err < 0 ? -err : err;
     /* OSError's constructor picks the subclass errno names; an explicit
      * class keeps the errno all the same. */
-    PyObject *instance = PyObject_CallFunction(cls != NULL ? cls : PyExc_OSError,
-                                               "is", code, strerror(code));
+    PyObject *instance = PyObject_CallFunction(
+        cls != NULL ? cls : PyExc_OSError, "is", code, strerror(code));
     if (instance == NULL)
         return NULL;
     return raise_value((PyObject *)Py_TYPE(instance), instance);
 }
 
-/* --- Python-visible functions ----------------------------------------- */
+/* --- Python-visible functions -------------------------------------------- */
 
 PyObject *
 repynet__register_exceptions(PyObject *module, PyObject *namespace)
@@ -253,7 +280,8 @@ repynet__errno_class(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int err;
 
     if (nargs != 2 || !PyUnicode_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "_errno_class(call: str, errno: int)");
+        PyErr_SetString(PyExc_TypeError,
+                        "_errno_class(call: str, errno: int)");
         return NULL;
     }
     call_name = PyUnicode_AsUTF8(args[0]);

@@ -6,10 +6,10 @@
  * bucket a call charges, sleeps with the GIL released and no lock held
  * while a rate is over its limit, and turns refusals into Repy exceptions.
  */
+#include "py_limits.h"
 #include "_repynet.h"
 #include "py_args.h"
 #include "py_errors.h"
-#include "py_limits.h"
 
 #include <errno.h>
 #include <ifaddrs.h>
@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* --- rates ---------------------------------------------------------------- */
+/* --- rates --------------------------------------------------------------- */
 
 /* The longest single sleep: a rate so small that its wait overflows
  * time_t still sleeps (in steps), never spins. */
@@ -177,11 +177,10 @@ PyObject *
 repynet__rate_waits(PyObject *module, PyObject *unused)
 {
     repynet_resources *r = repynet_get_state(module)->resources;
-    return Py_BuildValue("{s:d,s:d,s:d,s:d}",
-                         "netsend", rn_rate_waited(&r->netsend),
-                         "netrecv", rn_rate_waited(&r->netrecv),
-                         "loopsend", rn_rate_waited(&r->loopsend),
-                         "looprecv", rn_rate_waited(&r->looprecv));
+    return Py_BuildValue(
+        "{s:d,s:d,s:d,s:d}", "netsend", rn_rate_waited(&r->netsend), "netrecv",
+        rn_rate_waited(&r->netrecv), "loopsend", rn_rate_waited(&r->loopsend),
+        "looprecv", rn_rate_waited(&r->looprecv));
 }
 
 /* --- ports and counts ---------------------------------------------------- */
@@ -197,7 +196,8 @@ repynet_check_port(repynet_state *state, int tcp, uint16_t port)
         snprintf(detail, sizeof(detail), "%u", (unsigned)port);
         return deny(state, REPYNET_EXC_RESOURCE_FORBIDDEN, resource, detail,
                     "Provided localport is not allowed: resource '%s %u' "
-                    "is not granted", resource, (unsigned)port);
+                    "is not granted",
+                    resource, (unsigned)port);
     }
     rn_portset_add(tcp ? &r->connport_used : &r->messport_used, port);
     return 0;
@@ -212,7 +212,7 @@ repynet_acquire(repynet_state *state, rn_counter_t *counter, const char *name)
     return 0;
 }
 
-/* --- local-address policy (spec 4.3) --------------------------------------- */
+/* --- local-address policy (spec 4.3) ------------------------------------- */
 
 static int
 bindable(const rn_addr_t *addr)
@@ -225,7 +225,8 @@ bindable(const rn_addr_t *addr)
 }
 
 static int
-append_unique(rn_addr_t *list, size_t *count, size_t max, const rn_addr_t *addr)
+append_unique(rn_addr_t *list, size_t *count, size_t max,
+              const rn_addr_t *addr)
 {
     for (size_t i = 0; i < *count; i++)
         if (rn_addr_equal(&list[i], addr))
@@ -271,7 +272,8 @@ preferred_addresses(repynet_state *state, rn_addr_t *out)
         PyObject *entry = PyList_GET_ITEM(state->ip_preferences, i);
         const char *kind = PyUnicode_AsUTF8(PyTuple_GET_ITEM(entry, 0));
         Py_ssize_t len;
-        const char *text = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(entry, 1), &len);
+        const char *text =
+            PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(entry, 1), &len);
         rn_addr_t addr;
         if (strcmp(kind, "ip") == 0) {
             if (rn_addr_parse(text, (size_t)len, &addr) >= 0)
@@ -353,8 +355,10 @@ read_ports(PyObject *limits, const char *key, rn_portset_t *out)
     if (!PyBytes_CheckExact(bitmap) ||
         rn_portset_set_bitmap(out, (const uint8_t *)PyBytes_AS_STRING(bitmap),
                               (size_t)PyBytes_GET_SIZE(bitmap)) < 0) {
-        PyErr_Format(PyExc_ValueError, "%s must be a port bitmap of %d bytes "
-                     "without port 0", key, RN_PORTSET_BITMAP_BYTES);
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be a port bitmap of %d bytes "
+                     "without port 0",
+                     key, RN_PORTSET_BITMAP_BYTES);
         return -1;
     }
     return 0;
@@ -411,7 +415,7 @@ repynet__apply_restrictions(PyObject *module, PyObject *limits)
     static const char *const rate_names[4] = {"netsend", "netrecv", "loopsend",
                                               "looprecv"};
     static const char *const count_names[3] = {"insockets", "outsockets",
-                                                "events"};
+                                               "events"};
     double rates[4];
     long counts[3];
 
@@ -476,16 +480,14 @@ repynet__usage(PyObject *module, PyObject *unused)
 {
     repynet_resources *r = repynet_get_state(module)->resources;
     return Py_BuildValue(
-        "{s:l,s:l,s:l,s:d,s:d,s:d,s:d,s:N,s:N}",
-        "insockets", rn_counter_used(&r->insockets),
-        "outsockets", rn_counter_used(&r->outsockets),
-        "events", rn_counter_used(&r->events),
-        "netsend", rn_rate_consumed(&r->netsend),
-        "netrecv", rn_rate_consumed(&r->netrecv),
-        "loopsend", rn_rate_consumed(&r->loopsend),
-        "looprecv", rn_rate_consumed(&r->looprecv),
-        "connport", port_set(&r->connport_used),
-        "messport", port_set(&r->messport_used));
+        "{s:l,s:l,s:l,s:d,s:d,s:d,s:d,s:N,s:N}", "insockets",
+        rn_counter_used(&r->insockets), "outsockets",
+        rn_counter_used(&r->outsockets), "events", rn_counter_used(&r->events),
+        "netsend", rn_rate_consumed(&r->netsend), "netrecv",
+        rn_rate_consumed(&r->netrecv), "loopsend",
+        rn_rate_consumed(&r->loopsend), "looprecv",
+        rn_rate_consumed(&r->looprecv), "connport",
+        port_set(&r->connport_used), "messport", port_set(&r->messport_used));
 }
 
 PyObject *
@@ -506,7 +508,8 @@ repynet__event_release(PyObject *module, PyObject *unused)
 
 /* _set_ip_preferences(entries, nootherips): spec 4.3; entries None = off. */
 PyObject *
-repynet__set_ip_preferences(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+repynet__set_ip_preferences(PyObject *module, PyObject *const *args,
+                            Py_ssize_t nargs)
 {
     repynet_state *state = repynet_get_state(module);
     PyObject *entries;
@@ -532,14 +535,18 @@ repynet__set_ip_preferences(PyObject *module, PyObject *const *args, Py_ssize_t 
         if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 ||
             !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) ||
             !PyUnicode_Check(PyTuple_GET_ITEM(entry, 1)) ||
-            (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 0), "ip") != 0 &&
-             PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 0), "iface") != 0)) {
+            (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 0),
+                                              "ip") != 0 &&
+             PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 0),
+                                              "iface") != 0)) {
             Py_DECREF(entries);
-            PyErr_SetString(PyExc_TypeError,
-                            "entries are ('ip', text) or ('iface', name) tuples");
+            PyErr_SetString(
+                PyExc_TypeError,
+                "entries are ('ip', text) or ('iface', name) tuples");
             return NULL;
         }
-        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 0), "ip") == 0) {
+        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(entry, 0),
+                                             "ip") == 0) {
             rn_addr_t addr;
             if (repynet_arg_address(state, PyTuple_GET_ITEM(entry, 1), "--ip",
                                     &addr) < 0) {

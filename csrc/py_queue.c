@@ -24,9 +24,9 @@
  * except the eventfd's read/write).  Never waited on with the GIL held for
  * long.  Errors raise OSError with their errno (repynet_raise_oserror).
  */
+#include "py_queue.h"
 #include "_repynet.h"
 #include "py_errors.h"
-#include "py_queue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,7 +72,7 @@ struct AsyncSocketObject {
     repynet_state *state;
 };
 
-/* --- C side: runs on any thread, no GIL ------------------------------- */
+/* --- C side: runs on any thread, no GIL ---------------------------------- */
 
 /* Completed: into its queue, whose eventfd becomes readable.  The op
  * must not be touched after this. */
@@ -100,7 +100,7 @@ pyq_on_receive(void *context, rn_asock_receive_result_t result, uint32_t n)
     pyq_push(op);
 }
 
-/* --- Python side (GIL held) ------------------------------------------ */
+/* --- Python side (GIL held) ---------------------------------------------- */
 
 /* Drops an operation's Python references and frees it. */
 static void
@@ -130,8 +130,9 @@ pyq_next(pyq_op *op)
 static void
 queue_in_child(rn_fork_guard_t *guard)
 {
-    CompletionQueueObject *q = (CompletionQueueObject *)(
-        (char *)guard - offsetof(CompletionQueueObject, fork_guard));
+    CompletionQueueObject *q =
+        (CompletionQueueObject *)((char *)guard -
+                                  offsetof(CompletionQueueObject, fork_guard));
     rn_signal_fifo_in_child(&q->done);
 }
 
@@ -144,7 +145,8 @@ queue_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     repynet_state *state = repynet_state_from_type(type);
     if (state == NULL)
         return NULL;
-    CompletionQueueObject *q = (CompletionQueueObject *)type->tp_alloc(type, 0);
+    CompletionQueueObject *q =
+        (CompletionQueueObject *)type->tp_alloc(type, 0);
     if (q == NULL)
         return NULL;
     int rc = rn_signal_fifo_init(&q->done);
@@ -266,7 +268,8 @@ queue_wait(CompletionQueueObject *q, PyObject *args)
             return NULL;
         /* NaN compares false with everything: it would never time out. */
         if (isnan(timeout)) {
-            PyErr_SetString(PyExc_ValueError, "wait() timeout must not be NaN");
+            PyErr_SetString(PyExc_ValueError,
+                            "wait() timeout must not be NaN");
             return NULL;
         }
         /* As threading.Event.wait: a negative timeout polls once, an
@@ -283,8 +286,9 @@ queue_wait(CompletionQueueObject *q, PyObject *args)
         int ms = -1;
         if (timeout >= 0) {
             clock_gettime(CLOCK_MONOTONIC, &now);
-            double left = timeout - ((double)(now.tv_sec - start.tv_sec) +
-                                     (double)(now.tv_nsec - start.tv_nsec) / 1e9);
+            double left =
+                timeout - ((double)(now.tv_sec - start.tv_sec) +
+                           (double)(now.tv_nsec - start.tv_nsec) / 1e9);
             if (left <= 0)
                 Py_RETURN_FALSE;
             ms = left > 2e9 / 1000 ? 2000000000 : (int)(left * 1000) + 1;
@@ -338,7 +342,7 @@ static PyType_Spec queue_spec = {
     .slots = queue_slots,
 };
 
-/* --- AsyncSocket ------------------------------------------------------- */
+/* --- AsyncSocket --------------------------------------------------------- */
 
 static void
 live_link(repynet_state *state, AsyncSocketObject *s)
@@ -382,7 +386,8 @@ asock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (state == NULL)
         return NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO!:AsyncSocket", kwlist,
-                                     &fd, state->completion_queue_type, &queue))
+                                     &fd, state->completion_queue_type,
+                                     &queue))
         return NULL;
     if (fd < 0)
         return repynet_raise_oserror(NULL, EBADF);
@@ -527,7 +532,8 @@ asock_receive_async(AsyncSocketObject *s, PyObject *args)
         target = PyByteArray_FromStringAndSize(NULL, n);
         if (target == NULL)
             return NULL;
-    } else {
+    }
+    else {
         target = Py_NewRef(what);
     }
     pyq_op *op = pyq_op_new(s, token);
@@ -609,7 +615,7 @@ static PyType_Spec asock_spec = {
     .slots = asock_slots,
 };
 
-/* --- module functions -------------------------------------------------- */
+/* --- module functions ---------------------------------------------------- */
 
 /* _port_fds() -> [epoll fd, eventfd] of the process's port, or []. */
 PyObject *

@@ -24,11 +24,11 @@
  * syscall.  The three types share RepynetSocketObject; `kind` says which
  * table and counter it belongs to.
  */
+#include "py_sockets.h"
 #include "_repynet.h"
 #include "py_args.h"
 #include "py_errors.h"
 #include "py_limits.h"
-#include "py_sockets.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -410,8 +410,7 @@ repynet_poll_spinning(repynet_state *state, int spinning, struct pollfd *fds,
  * only hands the GIL to a waiting thread.
  */
 static ssize_t
-wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing,
-               int tried)
+wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing, int tried)
 {
     repynet_state *state = self->state;
     ssize_t rc = -EAGAIN;
@@ -430,8 +429,8 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing,
     if (!tried)
         found_at_once = (rc = rn_sock_io(fd, io)) != -EAGAIN;
     if (rc == -EAGAIN && spinning && spin_slot_take(state)) {
-        rc = rn_sock_io_spin(fd, io,
-                             bound < REPYNET_SPIN_US ? bound : REPYNET_SPIN_US);
+        rc = rn_sock_io_spin(
+            fd, io, bound < REPYNET_SPIN_US ? bound : REPYNET_SPIN_US);
         spin_slot_give(state);
     }
     if (rc == -EAGAIN) {
@@ -573,7 +572,8 @@ socket_enter(RepynetSocketObject *self, PyObject *unused)
 static PyObject *
 socket_repr(RepynetSocketObject *self)
 {
-    PyObject *local = repynet_format_address(self->state, &self->key.local.addr);
+    PyObject *local =
+        repynet_format_address(self->state, &self->key.local.addr);
     if (local == NULL)
         return NULL;
     PyObject *repr = PyUnicode_FromFormat(
@@ -583,7 +583,7 @@ socket_repr(RepynetSocketObject *self)
     return repr;
 }
 
-/* --- TCP socket ------------------------------------------------------------ */
+/* --- TCP socket ---------------------------------------------------------- */
 
 PyObject *
 repynet_tcp_socket_new(repynet_state *state, int fd, int text,
@@ -614,8 +614,8 @@ tcp_recv(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
     long wanted;
 
     if (repynet_check_arity(state, "recv", nargs, kwnames, 1) < 0 ||
-        repynet_arg_size(state, args[0], "bytes", REPYNET_RECV_MAX,
-                         &wanted) < 0)
+        repynet_arg_size(state, args[0], "bytes", REPYNET_RECV_MAX, &wanted) <
+            0)
         return NULL;
     if (wait_both(self) < 0)
         return NULL;
@@ -736,7 +736,8 @@ tcp_exit(RepynetSocketObject *self, PyObject *args)
     Py_RETURN_FALSE;
 }
 
-#define FASTCALL_KW(fn) (PyCFunction)(void (*)(void))(fn), METH_FASTCALL | METH_KEYWORDS
+#define FASTCALL_KW(fn)                                                       \
+    (PyCFunction)(void (*)(void))(fn), METH_FASTCALL | METH_KEYWORDS
 
 static PyMethodDef tcp_socket_methods[] = {
     {"recv", FASTCALL_KW(tcp_recv),
@@ -750,7 +751,7 @@ static PyMethodDef tcp_socket_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* --- TCPServerSocket -------------------------------------------------------- */
+/* --- TCPServerSocket ----------------------------------------------------- */
 
 static PyObject *
 server_getconnection(RepynetSocketObject *self, PyObject *const *args,
@@ -768,13 +769,15 @@ server_getconnection(RepynetSocketObject *self, PyObject *const *args,
         return closed_locally(self);
     ssize_t accepted = socket_io(self, &io);
     if (accepted < 0)
-        return socket_error(self, REPYNET_CALL_ACCEPT, (int)accepted, "accept");
+        return socket_error(self, REPYNET_CALL_ACCEPT, (int)accepted,
+                            "accept");
     int conn = (int)accepted;
     memset(&key, 0, sizeof(key));
     key.remote.addr = io.peer;
     key.remote.port = io.peer_port;
     repynet_charge_after(state, self->loopback, 64.0, 128.0);
-    if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0) {
+    if (repynet_acquire(state, &state->resources->outsockets, "outsockets") <
+        0) {
         close(conn);
         return NULL;
     }
@@ -827,7 +830,7 @@ static PyMethodDef tcp_server_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* --- UDPServerSocket ---------------------------------------------------------- */
+/* --- UDPServerSocket ----------------------------------------------------- */
 
 static PyObject *
 udp_getmessage(RepynetSocketObject *self, PyObject *const *args,
@@ -847,7 +850,8 @@ udp_getmessage(RepynetSocketObject *self, PyObject *const *args,
     ssize_t got = socket_io(self, &io);
     if (got < 0) {
         give_buffer(state, io.buf, io.len);
-        return socket_error(self, REPYNET_CALL_GETMESSAGE, (int)got, "recvfrom");
+        return socket_error(self, REPYNET_CALL_GETMESSAGE, (int)got,
+                            "recvfrom");
     }
     PyObject *result = Py_BuildValue(
         "(NiN)", repynet_format_address(state, &io.peer), (int)io.peer_port,
@@ -866,20 +870,20 @@ static PyMethodDef udp_server_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* --- types ------------------------------------------------------------------ */
+/* --- types --------------------------------------------------------------- */
 
-#define SOCKET_TYPE_SPEC(var, pyname, methods)                                 \
-    static PyType_Slot var##_slots[] = {                                       \
-        {Py_tp_dealloc, socket_dealloc},                                       \
-        {Py_tp_repr, socket_repr},                                             \
-        {Py_tp_methods, methods},                                              \
-        {0, NULL},                                                             \
-    };                                                                         \
-    static PyType_Spec var = {                                                 \
-        .name = "repynet." pyname,                                             \
-        .basicsize = sizeof(RepynetSocketObject),                              \
-        .flags = Py_TPFLAGS_DEFAULT,                                           \
-        .slots = var##_slots,                                                  \
+#define SOCKET_TYPE_SPEC(var, pyname, methods)                                \
+    static PyType_Slot var##_slots[] = {                                      \
+        {Py_tp_dealloc, socket_dealloc},                                      \
+        {Py_tp_repr, socket_repr},                                            \
+        {Py_tp_methods, methods},                                             \
+        {0, NULL},                                                            \
+    };                                                                        \
+    static PyType_Spec var = {                                                \
+        .name = "repynet." pyname,                                            \
+        .basicsize = sizeof(RepynetSocketObject),                             \
+        .flags = Py_TPFLAGS_DEFAULT,                                          \
+        .slots = var##_slots,                                                 \
     }
 
 SOCKET_TYPE_SPEC(tcp_socket_spec, "TCPSocket", tcp_socket_methods);
@@ -923,8 +927,8 @@ repynet_server_new(repynet_state *state, int tcp, int fd, int text,
 {
     if (tcp)
         return (PyObject *)socket_alloc(state, state->tcp_server_type,
-                                        REPYNET_LIVE_TCP_SERVER, fd, text, key);
+                                        REPYNET_LIVE_TCP_SERVER, fd, text,
+                                        key);
     return (PyObject *)socket_alloc(state, state->udp_server_type,
                                     REPYNET_LIVE_UDP_SERVER, fd, text, key);
 }
-

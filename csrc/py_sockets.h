@@ -25,8 +25,8 @@ typedef struct {
      * orphan_fd to the last of them. */
     int users;
     int orphan_fd;
-    pid_t owner;     /* the process that made it: only it shuts it down */
-    int peer_eof;    /* recv saw the peer's FIN */
+    pid_t owner;  /* the process that made it: only it shuts it down */
+    int peer_eof; /* recv saw the peer's FIN */
     /* How long a would-block waits in the kernel for readiness before it
      * raises (reading, writing), in microseconds: halved on each timeout
      * so idle sockets stop waiting, reset by every success. */
@@ -51,7 +51,7 @@ PyObject *repynet_server_new(repynet_state *state, int tcp, int fd, int text,
 int repynet_socket_use(PyObject *sock);
 void repynet_socket_unuse(PyObject *sock);
 
-/* --- threads and the GIL (D32) ------------------------------------------ */
+/* --- threads and the GIL (D32) ------------------------------------------- */
 
 /* Whether the interpreter has Python threads besides the caller's. */
 int repynet_other_threads(void);

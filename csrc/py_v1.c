@@ -23,13 +23,13 @@
  * running callback that takes that lock) is only called without it and
  * without the GIL.
  */
+#include "py_v1.h"
 #include "_repynet.h"
 #include "py_api.h"
 #include "py_args.h"
 #include "py_errors.h"
 #include "py_limits.h"
 #include "py_sockets.h"
-#include "py_v1.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -55,12 +55,12 @@ typedef struct ReadyQueueObject {
     rn_port_t *port; /* one reference */
     pthread_mutex_t lock;
     pthread_cond_t changed;
-    v1_watch *watches;                  /* guarded by lock */
-    rn_fifo_t ready;                    /* guarded by lock */
-    int closed;                         /* guarded by lock */
+    v1_watch *watches; /* guarded by lock */
+    rn_fifo_t ready;   /* guarded by lock */
+    int closed;        /* guarded by lock */
 } ReadyQueueObject;
 
-/* --- the port's side: any thread, no GIL ------------------------------ */
+/* --- the port's side: any thread, no GIL --------------------------------- */
 
 static void
 v1_on_ready(void *context, rn_port_action_t action)
@@ -89,7 +89,7 @@ v1_unready(ReadyQueueObject *q, v1_watch *w)
     w->ready = 0;
 }
 
-/* --- ReadyQueue (GIL held unless said) -------------------------------- */
+/* --- ReadyQueue (GIL held unless said) ----------------------------------- */
 
 /* The live watch of key, or NULL.  Watches are only freed with the GIL
  * held (drop_watch), so the result stays valid while the caller keeps it. */
@@ -343,7 +343,7 @@ static PyType_Spec ready_spec = {
     .slots = ready_slots,
 };
 
-/* --- openconn with an optional local port ------------------------------ */
+/* --- openconn with an optional local port -------------------------------- */
 
 /*
  * The local end of a V1 call: localip None means any address of the
@@ -395,7 +395,8 @@ repynet__v1_openconn(PyObject *module, PyObject *args)
         return NULL;
     if (local_port != 0 && repynet_check_port(state, 1, key.local.port) < 0)
         return NULL;
-    if (repynet_acquire(state, &state->resources->outsockets, "outsockets") < 0)
+    if (repynet_acquire(state, &state->resources->outsockets, "outsockets") <
+        0)
         return NULL;
     int fd = repynet_connect_until(state, &key, timeout);
     if (fd < 0) {
@@ -483,8 +484,8 @@ v1_poll(repynet_state *state, int fd, short events, int wake_fd)
  * readable (the V1 socket was closed, also during the wait).
  */
 static PyObject *
-v1_blocking(PyObject *module, PyObject *args, const char *method,
-            short events, int wait_first)
+v1_blocking(PyObject *module, PyObject *args, const char *method, short events,
+            int wait_first)
 {
     repynet_state *state = repynet_get_state(module);
     PyObject *sock, *arg;

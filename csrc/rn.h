@@ -11,12 +11,12 @@
 #define RN_H
 
 #include "rn_addr.h"
-#include "rn_table.h"
-#include "rn_limits.h"
+#include "rn_asock.h"
 #include "rn_errors.h"
+#include "rn_limits.h"
+#include "rn_port.h"
 #include "rn_sock.h"
 #include "rn_sys.h"
-#include "rn_port.h"
-#include "rn_asock.h"
+#include "rn_table.h"
 
 #endif /* RN_H */

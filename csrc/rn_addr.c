@@ -178,11 +178,12 @@ rn_addr_to_sockaddr(const rn_addr_t *addr, uint16_t port,
 }
 
 int
-rn_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len,
-                      rn_addr_t *out, uint16_t *port)
+rn_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, rn_addr_t *out,
+                      uint16_t *port)
 {
     memset(out, 0, sizeof(*out));
-    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+    if (sa->sa_family == AF_INET &&
+        len >= (socklen_t)sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
         out->family = AF_INET;
         out->ip.v4 = sin->sin_addr;

@@ -76,7 +76,7 @@ struct rn_asock {
     rn_fifo_t receives;
 };
 
-/* --- queues and the done list ------------------------------------------ */
+/* --- queues and the done list -------------------------------------------- */
 
 /* The core's FIFOs (rn_port.h), typed: an op's link is the op. */
 static struct rn_asock_op *
@@ -104,8 +104,7 @@ q_unlink(rn_fifo_t *q, struct rn_asock_op *op)
 }
 
 static void
-done_add(rn_fifo_t *done, struct rn_asock_op *op, int result,
-         uint32_t bytes)
+done_add(rn_fifo_t *done, struct rn_asock_op *op, int result, uint32_t bytes)
 {
     op->result = result;
     op->bytes = bytes;
@@ -138,7 +137,7 @@ leave_call(rn_asock_t *sock)
         pthread_cond_broadcast(&sock->cond);
 }
 
-/* --- create / destroy -------------------------------------------------- */
+/* --- create / destroy ---------------------------------------------------- */
 
 /*
  * In a child after fork() (99_009), with the socket's lock consistent (the
@@ -232,7 +231,7 @@ rn_asock_destroy(rn_asock_t *sock)
     rn_sys.free(sock);
 }
 
-/* --- open / close ------------------------------------------------------ */
+/* --- open / close -------------------------------------------------------- */
 
 int
 rn_asock_open_async(rn_asock_t *sock, rn_asock_on_open on_open, void *context)
@@ -326,14 +325,15 @@ rn_asock_close(rn_asock_t *sock)
     /* What the port never saw (queued behind a head): ABANDONED, FIFO. */
     pthread_mutex_lock(&sock->lock);
     for (;;) {
-        struct rn_asock_op *s = q_head(&sock->sends), *r = q_head(&sock->receives);
+        struct rn_asock_op *s = q_head(&sock->sends),
+                           *r = q_head(&sock->receives);
         if (s == NULL && r == NULL)
             break;
         if (s != NULL && (r == NULL || s->seq < r->seq))
             done_add(&done, q_pop(&sock->sends), RN_ASOCK_SEND_ABANDONED, 0);
         else
-            done_add(&done, q_pop(&sock->receives),
-                     RN_ASOCK_RECEIVE_ABANDONED, 0);
+            done_add(&done, q_pop(&sock->receives), RN_ASOCK_RECEIVE_ABANDONED,
+                     0);
     }
     pthread_mutex_unlock(&sock->lock);
     done_run(&done);
@@ -357,11 +357,11 @@ rn_asock_fd(rn_asock_t *sock)
     return fd;
 }
 
-/* --- operations -------------------------------------------------------- */
+/* --- operations ---------------------------------------------------------- */
 
 static struct rn_asock_op *
 asock_op_new(rn_asock_t *sock, bool is_send, const rn_asock_buffer_t *buffers,
-       uint32_t count, void *cb_ctx)
+             uint32_t count, void *cb_ctx)
 {
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_074 */
     struct rn_asock_op *op =
@@ -470,7 +470,8 @@ op_send(int fd, struct rn_asock_op *op)
                 k -= v->iov_len;
                 v->iov_len = 0;
                 op->iov_first++;
-            } else {
+            }
+            else {
                 v->iov_base = (char *)v->iov_base + k;
                 v->iov_len -= k;
                 k = 0;
@@ -538,7 +539,8 @@ rn_asock_send(rn_asock_t *sock, const rn_asock_buffer_t *buffers,
     /* Codes_SRS_ASYNC_SOCKET_LINUX_11_056 */
     /* Allocated before anything is written, so a failed allocation can
      * never leave half a payload on the wire. */
-    struct rn_asock_op *op = asock_op_new(sock, true, buffers, buffer_count, context);
+    struct rn_asock_op *op =
+        asock_op_new(sock, true, buffers, buffer_count, context);
     if (op == NULL) {
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_063 */
         return -ENOMEM;
@@ -568,7 +570,8 @@ rn_asock_send(rn_asock_t *sock, const rn_asock_buffer_t *buffers,
         done_add(&done, op, RN_ASOCK_SEND_OK, 0);
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_062 */
         result = 0;
-    } else if (rc == -EAGAIN) {
+    }
+    else if (rc == -EAGAIN) {
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_054 */
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_055 */
         q_push(&sock->sends, op);
@@ -583,10 +586,12 @@ rn_asock_send(rn_asock_t *sock, const rn_asock_buffer_t *buffers,
             rn_sys.free(op);
             /* Codes_SRS_ASYNC_SOCKET_LINUX_11_063 */
             result = rc;
-        } else {
+        }
+        else {
             result = 0;
         }
-    } else {
+    }
+    else {
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_059 */
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_060 */
         result = rc;
@@ -662,7 +667,7 @@ out:
     return rc;
 }
 
-/* --- event_complete_callback ------------------------------------------- */
+/* --- event_complete_callback --------------------------------------------- */
 
 /* EPOLLOUT for the head send: write the queue out in order.  Locked. */
 static void
@@ -694,8 +699,7 @@ on_writable(rn_asock_t *sock, rn_fifo_t *done)
 
 /* EPOLLIN (or RDHUP) for the head receive.  Locked. */
 static void
-on_readable(rn_asock_t *sock, struct rn_asock_op *op,
-            rn_fifo_t *done)
+on_readable(rn_asock_t *sock, struct rn_asock_op *op, rn_fifo_t *done)
 {
     struct msghdr msg;
     ssize_t n;
@@ -712,10 +716,12 @@ on_readable(rn_asock_t *sock, struct rn_asock_op *op,
     if (n > 0) {
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_092 */
         result = RN_ASOCK_RECEIVE_OK;
-    } else if (n == 0) {
+    }
+    else if (n == 0) {
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_091 */
         result = RN_ASOCK_RECEIVE_ABANDONED;
-    } else {
+    }
+    else {
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_088 */
         int err = errno; /* saved at once (P16) */
         if (err == EAGAIN || err == EWOULDBLOCK) {
@@ -728,10 +734,12 @@ on_readable(rn_asock_t *sock, struct rn_asock_op *op,
             if (rc == 0 || rc == -ECANCELED)
                 return;
             result = RN_ASOCK_RECEIVE_ERROR;
-        } else if (err == ECONNRESET) {
+        }
+        else if (err == ECONNRESET) {
             /* Codes_SRS_ASYNC_SOCKET_LINUX_11_090 */
             result = RN_ASOCK_RECEIVE_ABANDONED;
-        } else {
+        }
+        else {
             /* Codes_SRS_ASYNC_SOCKET_LINUX_11_095 */
             result = RN_ASOCK_RECEIVE_ERROR;
         }
@@ -762,24 +770,29 @@ rn_asock_event_complete(void *context, rn_port_action_t action)
                  op->is_send ? (int)RN_ASOCK_SEND_ABANDONED
                              : (int)RN_ASOCK_RECEIVE_ABANDONED,
                  0);
-    } else if (action == RN_PORT_ERROR) {
+    }
+    else if (action == RN_PORT_ERROR) {
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_085 */
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_086 */
         if (op->is_send) {
             fail_sends(sock, RN_ASOCK_SEND_ERROR, &done);
-        } else {
+        }
+        else {
             q_unlink(&sock->receives, op);
             done_add(&done, op, RN_ASOCK_RECEIVE_ERROR, 0);
             arm_receive_head(sock, &done);
         }
-    } else if (!op->is_send) {
+    }
+    else if (!op->is_send) {
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_082 */
         /* Codes_SRS_ASYNC_SOCKET_LINUX_11_080 (amended: RDHUP reads first,
          * so bytes that came with the FIN are delivered before ABANDONED) */
         on_readable(sock, op, &done);
-    } else if (action == RN_PORT_EPOLLOUT) {
+    }
+    else if (action == RN_PORT_EPOLLOUT) {
         on_writable(sock, &done);
-    } else {
+    }
+    else {
         /* RDHUP/IN never reach a send (the port sends the read events to the
          * read slot); a peer that stopped writing does not stop our sending.
          * Treat it as a writability check. */

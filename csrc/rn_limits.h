@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* --- allowed ports ---------------------------------------------------- */
+/* --- allowed ports ------------------------------------------------------- */
 
 typedef struct rn_portset {
     uint64_t bits[65536 / 64];
@@ -36,7 +36,7 @@ size_t rn_portset_count(const rn_portset_t *set);
 /* Writes up to max ports in ascending order; returns how many exist. */
 size_t rn_portset_list(const rn_portset_t *set, uint16_t *out, size_t max);
 
-/* --- item counters ---------------------------------------------------- */
+/* --- item counters ------------------------------------------------------- */
 
 typedef struct rn_counter {
     pthread_mutex_t lock;
@@ -53,7 +53,7 @@ int rn_counter_acquire(rn_counter_t *counter);
 void rn_counter_release(rn_counter_t *counter);
 long rn_counter_used(rn_counter_t *counter);
 
-/* --- rates ------------------------------------------------------------ */
+/* --- rates --------------------------------------------------------------- */
 
 /*
  * limit and consumed are written under lock with atomic stores, so the
@@ -62,10 +62,10 @@ long rn_counter_used(rn_counter_t *counter);
  */
 typedef struct rn_rate {
     pthread_mutex_t lock;
-    double limit;       /* units per second, > 0 */
-    double consumed;    /* the bucket's content as last updated */
-    double updated_at;  /* rn_now() of the last update */
-    double waited;      /* seconds callers have slept for this rate */
+    double limit;      /* units per second, > 0 */
+    double consumed;   /* the bucket's content as last updated */
+    double updated_at; /* rn_now() of the last update */
+    double waited;     /* seconds callers have slept for this rate */
 } rn_rate_t;
 
 void rn_rate_init(rn_rate_t *rate, double limit, double now);

@@ -62,7 +62,7 @@ enum { RD = 0, WR = 1 };
 struct rn_port_slot {
     rn_port_cb cb;
     void *ctx;
-    uint64_t seq; /* arming order, for FIFO abandonment (99_005) */
+    uint64_t seq;         /* arming order, for FIFO abandonment (99_005) */
     uint64_t armed_round; /* the worker's wait round when it was armed */
     int state;
     bool executing;
@@ -98,7 +98,7 @@ struct rn_port {
     size_t tab_len;
 };
 
-/* --- table ------------------------------------------------------------ */
+/* --- table --------------------------------------------------------------- */
 
 static struct rn_port_fdent *
 ent_lookup(rn_port_t *port, int fd)
@@ -193,7 +193,7 @@ ent_arm(rn_port_t *port, int fd, struct rn_port_fdent *ent)
     return -err;
 }
 
-/* --- create / refcount ------------------------------------------------ */
+/* --- create / refcount --------------------------------------------------- */
 
 /* Frees a port whose worker is gone (joined, exiting, or never forked in). */
 static void
@@ -327,7 +327,7 @@ rn_port_dec_ref(rn_port_t *port)
     port_free(port);
 }
 
-/* --- add / register / remove ------------------------------------------ */
+/* --- add / register / remove --------------------------------------------- */
 
 static int
 slot_of(uint32_t events)
@@ -559,7 +559,7 @@ rn_port_take(rn_port_t *port, int fd, uint32_t slot_events, rn_port_cb *cb,
     return rc;
 }
 
-/* --- worker ----------------------------------------------------------- */
+/* --- worker -------------------------------------------------------------- */
 
 /* Runs one FIRED slot of (fd, gen) unless remove abandoned it meanwhile. */
 static void
@@ -608,7 +608,8 @@ dispatch(rn_port_t *port, uint64_t token, uint32_t events, uint64_t round)
         return;
     }
     /* Codes_SRS_COMPLETION_PORT_LINUX_99_004 */
-    if (ent->slot[RD].state == SLOT_ARMED && ent->slot[RD].armed_round < round &&
+    if (ent->slot[RD].state == SLOT_ARMED &&
+        ent->slot[RD].armed_round < round &&
         (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) {
         /* IN wins over RDHUP: the receive reads the last bytes and meets
          * the EOF on its next read (P9). */
@@ -620,7 +621,8 @@ dispatch(rn_port_t *port, uint64_t token, uint32_t events, uint64_t round)
             act[RD] = RN_PORT_ERROR; /* P11: never skipped */
         fired[RD] = true;
     }
-    if (ent->slot[WR].state == SLOT_ARMED && ent->slot[WR].armed_round < round &&
+    if (ent->slot[WR].state == SLOT_ARMED &&
+        ent->slot[WR].armed_round < round &&
         (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
         act[WR] = (events & EPOLLOUT) ? RN_PORT_EPOLLOUT : RN_PORT_ERROR;
         fired[WR] = true;
@@ -698,7 +700,7 @@ rn_port_worker(void *arg)
     return NULL;
 }
 
-/* --- FIFOs ------------------------------------------------------------ */
+/* --- FIFOs --------------------------------------------------------------- */
 
 void
 rn_fifo_push(rn_fifo_t *fifo, rn_fifo_link_t *item)
@@ -847,7 +849,7 @@ rn_signal_fifo_in_child(rn_signal_fifo_t *fifo)
     fifo_signal(fifo);
 }
 
-/* --- the process-wide port (99_009) ----------------------------------- */
+/* --- the process-wide port (99_009) -------------------------------------- */
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;

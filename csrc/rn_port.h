@@ -89,7 +89,7 @@ int rn_port_take(rn_port_t *port, int fd, uint32_t slot, rn_port_cb *cb,
 /* The worker's thread function (public only for unit tests). */
 void *rn_port_worker(void *port);
 
-/* --- the process-wide port -------------------------------------------- */
+/* --- the process-wide port ----------------------------------------------- */
 
 /*
  * Returns the process's port with a new reference for the caller (created
@@ -164,7 +164,7 @@ int rn_signal_fifo_ready(rn_signal_fifo_t *fifo);
  */
 void rn_signal_fifo_in_child(rn_signal_fifo_t *fifo);
 
-/* --- fork safety of objects with a mutex of their own (99_009) --------- */
+/* --- fork safety of objects with a mutex of their own (99_009) ----------- */
 
 /*
  * An object whose mutex the port's worker (or any thread) may hold.  While

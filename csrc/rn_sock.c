@@ -7,11 +7,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
-#include <sys/syscall.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int
@@ -59,8 +59,10 @@ rn_tcp_bound(const rn_addr_t *addr, uint16_t port)
         (rc = bind_to(fd, addr, port)) < 0 ||
         /* Before listen/connect, so window scaling is negotiated for them
          * and accepted sockets inherit them. */
-        (rc = set_int_option(fd, SOL_SOCKET, SO_RCVBUF, RN_TCP_BUFFER_SIZE)) < 0 ||
-        (rc = set_int_option(fd, SOL_SOCKET, SO_SNDBUF, RN_TCP_BUFFER_SIZE)) < 0) {
+        (rc = set_int_option(fd, SOL_SOCKET, SO_RCVBUF, RN_TCP_BUFFER_SIZE)) <
+            0 ||
+        (rc = set_int_option(fd, SOL_SOCKET, SO_SNDBUF, RN_TCP_BUFFER_SIZE)) <
+            0) {
         close(fd);
         return rc;
     }
@@ -110,7 +112,8 @@ rn_tcp_accept(int fd, rn_addr_t *peer, uint16_t *peer_port)
                        SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (conn < 0)
         return -errno;
-    int rc = rn_addr_from_sockaddr((struct sockaddr *)&ss, len, peer, peer_port);
+    int rc =
+        rn_addr_from_sockaddr((struct sockaddr *)&ss, len, peer, peer_port);
     if (rc < 0) {
         close(conn);
         return rc;
@@ -125,8 +128,10 @@ rn_udp_bound(const rn_addr_t *addr, uint16_t port)
     if (fd < 0)
         return fd;
     if ((rc = bind_to(fd, addr, port)) < 0 ||
-        (rc = set_int_option(fd, SOL_SOCKET, SO_RCVBUF, RN_UDP_BUFFER_SIZE)) < 0 ||
-        (rc = set_int_option(fd, SOL_SOCKET, SO_SNDBUF, RN_UDP_BUFFER_SIZE)) < 0) {
+        (rc = set_int_option(fd, SOL_SOCKET, SO_RCVBUF, RN_UDP_BUFFER_SIZE)) <
+            0 ||
+        (rc = set_int_option(fd, SOL_SOCKET, SO_SNDBUF, RN_UDP_BUFFER_SIZE)) <
+            0) {
         close(fd);
         return rc;
     }
@@ -195,8 +200,8 @@ rn_recvfrom(int fd, void *buf, size_t len, rn_addr_t *from,
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return -errno;
-    int rc = rn_addr_from_sockaddr((struct sockaddr *)&ss, sslen, from,
-                                   from_port);
+    int rc =
+        rn_addr_from_sockaddr((struct sockaddr *)&ss, sslen, from, from_port);
     return rc < 0 ? rc : n;
 }
 
@@ -272,8 +277,8 @@ rn_spin_t
 rn_spin_start(long spin_us)
 {
     double now = rn_now();
-    return (rn_spin_t){.limit = (double)spin_us * 1e-6, .start = now,
-                       .last = now};
+    return (rn_spin_t){
+        .limit = (double)spin_us * 1e-6, .start = now, .last = now};
 }
 
 bool
@@ -312,8 +317,8 @@ int
 rn_word_wait(unsigned *word, unsigned expected, long timeout_us)
 {
     struct timespec timeout = timespec_from_us(timeout_us);
-    if (syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, &timeout,
-                NULL, 0) == 0)
+    if (syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, &timeout, NULL,
+                0) == 0)
         return 0;
     return errno == EAGAIN ? 0 : -errno;
 }
@@ -343,7 +348,7 @@ rn_running_threads(void)
     return running;
 }
 
-/* --- /proc/net ---------------------------------------------------------- */
+/* --- /proc/net ----------------------------------------------------------- */
 
 /* Parses "HEXADDR:HEXPORT" as the kernel prints it (host-order words). */
 static int

@@ -122,7 +122,7 @@ int rn_sock_local(int fd, rn_addr_t *addr, uint16_t *port);
  * it); errors are ignored, fd is gone. */
 void rn_sock_close(int fd);
 
-/* --- OS socket listings ----------------------------------------------- */
+/* --- OS socket listings -------------------------------------------------- */
 
 /* Linux TCP states as /proc/net/tcp numbers them. */
 enum {
@@ -137,14 +137,14 @@ enum {
     RN_TCP_CLOSING = 11,
 };
 #define RN_TCP_STATE(s) (1u << (s))
-#define RN_TCP_ACTIVE                                                     \
-    (RN_TCP_STATE(RN_TCP_ESTABLISHED) | RN_TCP_STATE(RN_TCP_CLOSE_WAIT) |  \
+#define RN_TCP_ACTIVE                                                         \
+    (RN_TCP_STATE(RN_TCP_ESTABLISHED) | RN_TCP_STATE(RN_TCP_CLOSE_WAIT) |     \
      RN_TCP_STATE(RN_TCP_SYN_SENT))
 /* The states of a connection being torn down that still hold its 4-tuple
  * (D30). */
-#define RN_TCP_CLOSING_STATES                                             \
-    (RN_TCP_STATE(RN_TCP_FIN_WAIT1) | RN_TCP_STATE(RN_TCP_FIN_WAIT2) |     \
-     RN_TCP_STATE(RN_TCP_CLOSING) | RN_TCP_STATE(RN_TCP_LAST_ACK) |        \
+#define RN_TCP_CLOSING_STATES                                                 \
+    (RN_TCP_STATE(RN_TCP_FIN_WAIT1) | RN_TCP_STATE(RN_TCP_FIN_WAIT2) |        \
+     RN_TCP_STATE(RN_TCP_CLOSING) | RN_TCP_STATE(RN_TCP_LAST_ACK) |           \
      RN_TCP_STATE(RN_TCP_TIME_WAIT))
 
 /*

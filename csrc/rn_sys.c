@@ -25,14 +25,23 @@ libc_eventfd(unsigned int initval, int flags)
 }
 
 /* The libc functions; rn_sys starts as this and tests restore it. */
-#define RN_SYS_LIBC                                                   \
-    {                                                                 \
-        .epoll_create1 = epoll_create1, .epoll_ctl = epoll_ctl,       \
-        .epoll_wait = epoll_wait, .eventfd = libc_eventfd,            \
-        .read = read, .write = write, .close = close,                 \
-        .sendmsg = sendmsg, .recvmsg = recvmsg, .fcntl = libc_fcntl,  \
-        .malloc = malloc, .calloc = calloc, .realloc = realloc,       \
-        .free = free, .pthread_create = pthread_create,               \
+#define RN_SYS_LIBC                                                           \
+    {                                                                         \
+        .epoll_create1 = epoll_create1,                                       \
+        .epoll_ctl = epoll_ctl,                                               \
+        .epoll_wait = epoll_wait,                                             \
+        .eventfd = libc_eventfd,                                              \
+        .read = read,                                                         \
+        .write = write,                                                       \
+        .close = close,                                                       \
+        .sendmsg = sendmsg,                                                   \
+        .recvmsg = recvmsg,                                                   \
+        .fcntl = libc_fcntl,                                                  \
+        .malloc = malloc,                                                     \
+        .calloc = calloc,                                                     \
+        .realloc = realloc,                                                   \
+        .free = free,                                                         \
+        .pthread_create = pthread_create,                                     \
     }
 
 const struct rn_sys rn_sys_libc = RN_SYS_LIBC;

@@ -104,8 +104,8 @@ local_slot(rn_table_t *table, local_kind_t kind, const rn_endpoint_t *local)
     local_key(&key, kind, local);
     uint64_t hash = endpoint_hash(&key, 14695981039346656037ULL) ^ kind;
     rn_local_count_t **slot = &table->locals[hash % RN_LOCAL_BUCKETS];
-    while (*slot && ((*slot)->kind != kind ||
-                     !endpoint_equal(&(*slot)->local, &key)))
+    while (*slot &&
+           ((*slot)->kind != kind || !endpoint_equal(&(*slot)->local, &key)))
         slot = &(*slot)->next;
     return slot;
 }

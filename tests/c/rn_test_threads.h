@@ -26,14 +26,14 @@ sleep_ms(int ms)
 }
 
 /* Polls pred until it holds or the hang guard expires. */
-#define WAIT_FOR(pred)                                                  \
-    do {                                                                \
-        int rn_waited_ = 0;                                             \
-        while (!(pred) && rn_waited_ < HANG_GUARD_MS) {                 \
-            sleep_ms(1);                                                \
-            rn_waited_++;                                               \
-        }                                                               \
-        RN_CHECK(pred);                                                 \
+#define WAIT_FOR(pred)                                                        \
+    do {                                                                      \
+        int rn_waited_ = 0;                                                   \
+        while (!(pred) && rn_waited_ < HANG_GUARD_MS) {                       \
+            sleep_ms(1);                                                      \
+            rn_waited_++;                                                     \
+        }                                                                     \
+        RN_CHECK(pred);                                                       \
     } while (0)
 
 /* The number of threads of this process, or -1. */

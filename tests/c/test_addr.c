@@ -31,14 +31,14 @@ first_wrong_verdict(const char *const *texts, size_t n, int expected)
 
 /* Checks that every literal of the array texts parses to `expected`; a
  * failure names the literal. */
-#define RN_CHECK_PARSES_AS(texts, expected)                                \
-    do {                                                                   \
-        const char *wrong_ = first_wrong_verdict(                          \
-            texts, sizeof(texts) / sizeof((texts)[0]), expected);          \
-        if (wrong_ != NULL) {                                              \
-            rn_test_fail(__FILE__, __LINE__, wrong_);                      \
-            return;                                                        \
-        }                                                                  \
+#define RN_CHECK_PARSES_AS(texts, expected)                                   \
+    do {                                                                      \
+        const char *wrong_ = first_wrong_verdict(                             \
+            texts, sizeof(texts) / sizeof((texts)[0]), expected);             \
+        if (wrong_ != NULL) {                                                 \
+            rn_test_fail(__FILE__, __LINE__, wrong_);                         \
+            return;                                                           \
+        }                                                                     \
     } while (0)
 
 static const char *
@@ -55,7 +55,10 @@ roundtrip(const char *text, char *buf, size_t size)
 RN_TEST(ipv4_canonical_literals_parse)
 {
     static const char *const literals[] = {
-        "127.0.0.1", "1.2.3.4", "223.255.255.255", "10.0.0.0",
+        "127.0.0.1",
+        "1.2.3.4",
+        "223.255.255.255",
+        "10.0.0.0",
         /* D4 drops the original's '192.168.0.0' string quirk. */
         "192.168.0.0",
     };
@@ -65,11 +68,13 @@ RN_TEST(ipv4_canonical_literals_parse)
 RN_TEST(ipv4_malformed_literals_are_einval)
 {
     static const char *const bad[] = {
-        "", "1", "1.2.3", "1.2.3.4.5", "1..2.3", ".1.2.3", "1.2.3.",
-        "256.1.1.1", "1.2.3.256", "1.2.3.1000", "01.2.3.4", "1.2.3.010",
-        "127.0.0.01", " 1.2.3.4", "1.2.3.4 ", "1.2.3. 4", "+1.2.3.4",
-        "1.-0.2.3", "1.2.3.4\n", "1_0.2.3.4", "0x7f.0.0.1", "a.b.c.d",
-        "1.2.3.4/8", "\xd9\xa1.2.3.4", "localhost", "1.2.3.4:80",
+        "",           "1",          "1.2.3",     "1.2.3.4.5",
+        "1..2.3",     ".1.2.3",     "1.2.3.",    "256.1.1.1",
+        "1.2.3.256",  "1.2.3.1000", "01.2.3.4",  "1.2.3.010",
+        "127.0.0.01", " 1.2.3.4",   "1.2.3.4 ",  "1.2.3. 4",
+        "+1.2.3.4",   "1.-0.2.3",   "1.2.3.4\n", "1_0.2.3.4",
+        "0x7f.0.0.1", "a.b.c.d",    "1.2.3.4/8", "\xd9\xa1.2.3.4",
+        "localhost",  "1.2.3.4:80",
     };
     RN_CHECK_PARSES_AS(bad, -EINVAL);
 }
@@ -77,7 +82,10 @@ RN_TEST(ipv4_malformed_literals_are_einval)
 RN_TEST(ipv4_unusable_first_octet_is_eaddrnotavail)
 {
     static const char *const literals[] = {
-        "0.0.0.0", "0.1.2.3", "224.0.0.1", "255.255.255.255",
+        "0.0.0.0",
+        "0.1.2.3",
+        "224.0.0.1",
+        "255.255.255.255",
     };
     RN_CHECK_PARSES_AS(literals, -EADDRNOTAVAIL);
 }
@@ -108,8 +116,8 @@ RN_TEST(dotted_syntax_alone_accepts_zero_and_high_octets)
 RN_TEST(ipv6_literals_parse)
 {
     static const char *const literals[] = {
-        "::1", "0::1", "2001:db8::1", "2001:DB8:0:0:0:0:0:1", "fe80::1%1",
-        "fe80::1%lo",
+        "::1",       "0::1",       "2001:db8::1", "2001:DB8:0:0:0:0:0:1",
+        "fe80::1%1", "fe80::1%lo",
     };
     RN_CHECK_PARSES_AS(literals, AF_INET6);
 }
@@ -117,8 +125,8 @@ RN_TEST(ipv6_literals_parse)
 RN_TEST(ipv6_policy_refusals)
 {
     static const char *const literals[] = {
-        "::", "ff02::1", "::ffff:127.0.0.1", "::1.2.3.4", "fe80::1",
-        "::1%1", "2001:db8::1%lo",
+        "::",      "ff02::1", "::ffff:127.0.0.1", "::1.2.3.4",
+        "fe80::1", "::1%1",   "2001:db8::1%lo",
     };
     RN_CHECK_PARSES_AS(literals, -EADDRNOTAVAIL);
 }
@@ -126,8 +134,8 @@ RN_TEST(ipv6_policy_refusals)
 RN_TEST(ipv6_malformed_literals)
 {
     static const char *const bad[] = {
-        ":", ":::", "1::2::3", "::1 ", " ::1", "[::1]", "::g", "12345::",
-        "1:2:3:4:5:6:7:8:9", "%1", "::1%",
+        ":",   ":::",     "1::2::3",           "::1 ", " ::1", "[::1]",
+        "::g", "12345::", "1:2:3:4:5:6:7:8:9", "%1",   "::1%",
     };
     RN_CHECK_PARSES_AS(bad, ANY_ERROR);
     RN_CHECK_EQ(parse("fe80::1%"), -EINVAL);
@@ -140,7 +148,8 @@ RN_TEST(format_gives_canonical_text)
 {
     char buf[RN_ADDR_FORMAT_SIZE];
     RN_CHECK_STR(roundtrip("0::1", buf, sizeof(buf)), "::1");
-    RN_CHECK_STR(roundtrip("2001:DB8:0:0:0:0:0:1", buf, sizeof(buf)), "2001:db8::1");
+    RN_CHECK_STR(roundtrip("2001:DB8:0:0:0:0:0:1", buf, sizeof(buf)),
+                 "2001:db8::1");
     RN_CHECK_STR(roundtrip("127.0.0.1", buf, sizeof(buf)), "127.0.0.1");
     RN_CHECK_STR(roundtrip("fe80::1%1", buf, sizeof(buf)), "fe80::1%lo");
     rn_addr_t addr;
@@ -183,19 +192,22 @@ RN_TEST(sockaddr_roundtrip_keeps_port_and_scope)
     socklen_t len = rn_addr_to_sockaddr(&addr, 63100, &ss);
     RN_CHECK_EQ(len, sizeof(struct sockaddr_in6));
     RN_CHECK_EQ(((struct sockaddr_in6 *)&ss)->sin6_scope_id, 1);
-    RN_CHECK_EQ(rn_addr_from_sockaddr((struct sockaddr *)&ss, len, &back, &port), 0);
+    RN_CHECK_EQ(
+        rn_addr_from_sockaddr((struct sockaddr *)&ss, len, &back, &port), 0);
     RN_CHECK_EQ(port, 63100);
     RN_CHECK(rn_addr_equal(&addr, &back));
 
     rn_addr_parse("127.0.0.1", 9, &addr);
     len = rn_addr_to_sockaddr(&addr, 1, &ss);
     RN_CHECK_EQ(len, sizeof(struct sockaddr_in));
-    RN_CHECK_EQ(rn_addr_from_sockaddr((struct sockaddr *)&ss, len, &back, &port), 0);
+    RN_CHECK_EQ(
+        rn_addr_from_sockaddr((struct sockaddr *)&ss, len, &back, &port), 0);
     RN_CHECK_EQ(port, 1);
     RN_CHECK(rn_addr_equal(&addr, &back));
     ss.ss_family = AF_UNIX;
-    RN_CHECK_EQ(rn_addr_from_sockaddr((struct sockaddr *)&ss, len, &back, &port),
-                -EAFNOSUPPORT);
+    RN_CHECK_EQ(
+        rn_addr_from_sockaddr((struct sockaddr *)&ss, len, &back, &port),
+        -EAFNOSUPPORT);
 }
 
 RN_TEST(wildcards)

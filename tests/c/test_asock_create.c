@@ -258,9 +258,8 @@ RN_TEST(p1_p2_destroy_from_own_callback)
     rn_port_global_release();
     g_self_destroy = other;
     atomic_store(&g_self_destroyed, 0);
-    RN_CHECK_EQ(rn_asock_receive_async(other, &rb, 1, destroy_in_callback,
-                                       NULL),
-                0);
+    RN_CHECK_EQ(
+        rn_asock_receive_async(other, &rb, 1, destroy_in_callback, NULL), 0);
     RN_CHECK_EQ(write(d, "s", 1), 1);
     WAIT_FOR(atomic_load(&g_self_destroyed) == 1);
     WAIT_FOR(thread_count() == threads);

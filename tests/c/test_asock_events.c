@@ -211,11 +211,11 @@ RN_TEST(p5_epollout_path_keeps_progress_across_eagain)
     rn_asock_t *s = open_sock_on_unix_pair(&a, &b);
     RN_CHECK(s != NULL);
     use_send_seam();
-    atomic_store(&g_send_eagain, 1);  /* into the EPOLLOUT path */
-    atomic_store(&g_send_max, 100);   /* then 100 bytes ... */
-    atomic_store(&g_send_flip, 1);    /* ... and EAGAIN, alternately */
-    rn_asock_buffer_t bufs[3] = {{data, 1000}, {data + 1000, 1000},
-                                 {data + 2000, 1000}};
+    atomic_store(&g_send_eagain, 1); /* into the EPOLLOUT path */
+    atomic_store(&g_send_max, 100);  /* then 100 bytes ... */
+    atomic_store(&g_send_flip, 1);   /* ... and EAGAIN, alternately */
+    rn_asock_buffer_t bufs[3] = {
+        {data, 1000}, {data + 1000, 1000}, {data + 2000, 1000}};
     RN_CHECK_EQ(rn_asock_send_async(s, bufs, 3, on_send, NULL),
                 RN_ASOCK_SEND_SYNC_OK);
     RN_CHECK_EQ(read_exact(b, got, N), 0);

@@ -63,7 +63,8 @@ reentering_fcntl(int fd, int cmd, int arg)
     if (g_reenter_sock != NULL) {
         rn_asock_t *s = g_reenter_sock;
         g_reenter_sock = NULL;
-        atomic_store(&g_reenter_open_rc, rn_asock_open_async(s, on_open, NULL));
+        atomic_store(&g_reenter_open_rc,
+                     rn_asock_open_async(s, on_open, NULL));
         atomic_store(&g_reenter_send_rc, (int)send_str(s, "x", NULL));
     }
     return fcntl(fd, cmd, arg);
@@ -79,7 +80,7 @@ RN_TEST(open_switches_to_opening_and_refuses_second_open)
     g_reenter_sock = s;
     rn_sys.fcntl = reentering_fcntl;
     RN_CHECK_EQ(rn_asock_open_async(s, on_open, NULL), 0);
-    RN_CHECK(atomic_load(&g_reenter_open_rc) != 0);  /* OPENING */
+    RN_CHECK(atomic_load(&g_reenter_open_rc) != 0); /* OPENING */
     RN_CHECK_EQ(atomic_load(&g_reenter_send_rc), RN_ASOCK_SEND_SYNC_ABANDONED);
     RN_CHECK(rn_asock_open_async(s, on_open, NULL) != 0); /* OPEN */
     RN_CHECK_EQ(atomic_load(&g_cb.open_calls), 1);

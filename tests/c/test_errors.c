@@ -14,12 +14,13 @@ RN_TEST(every_listed_errno_is_in_its_group)
     RN_CHECK_EQ(rn_errno_group(ECONNREFUSED), RN_ERRGROUP_REFUSED);
     RN_CHECK_EQ(rn_errno_group(ECONNABORTED), RN_ERRGROUP_ABORTED);
     RN_CHECK_EQ(rn_errno_group(EISCONN), RN_ERRGROUP_ALREADY_CONNECTED);
-    static const int recoverable[] = {EINTR, EAGAIN, EWOULDBLOCK, EBUSY,
-                                      ETIMEDOUT, ERESTART, EALREADY, EINPROGRESS};
+    static const int recoverable[] = {EINTR,    EAGAIN,     EWOULDBLOCK,
+                                      EBUSY,    ETIMEDOUT,  ERESTART,
+                                      EALREADY, EINPROGRESS};
     for (size_t i = 0; i < sizeof(recoverable) / sizeof(int); i++)
         RN_CHECK_EQ(rn_errno_group(recoverable[i]), RN_ERRGROUP_RECOVERABLE);
-    static const int terminated[] = {EPIPE, EBADF, EBADR, ENOLINK, EBADFD,
-                                     ENETRESET, ECONNRESET};
+    static const int terminated[] = {EPIPE,  EBADF,     EBADR,     ENOLINK,
+                                     EBADFD, ENETRESET, ECONNRESET};
     for (size_t i = 0; i < sizeof(terminated) / sizeof(int); i++)
         RN_CHECK_EQ(rn_errno_group(terminated[i]), RN_ERRGROUP_TERMINATED);
 }

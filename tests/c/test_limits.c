@@ -34,10 +34,10 @@ RN_TEST(portset_set_bitmap_reads_one_bit_per_port)
     static rn_portset_t set;
     static uint8_t bitmap[RN_PORTSET_BITMAP_BYTES];
     memset(bitmap, 0, sizeof(bitmap));
-    bitmap[1] = 0x81;                     /* ports 8 and 15 */
+    bitmap[1] = 0x81; /* ports 8 and 15 */
     bitmap[63100 / 8] |= 1 << (63100 % 8);
     bitmap[RN_PORTSET_BITMAP_BYTES - 1] = 0x80; /* port 65535 */
-    rn_portset_add(&set, 7);              /* replaced, not merged */
+    rn_portset_add(&set, 7);                    /* replaced, not merged */
     RN_CHECK_EQ(rn_portset_set_bitmap(&set, bitmap, sizeof(bitmap)), 0);
     RN_CHECK_EQ(rn_portset_count(&set), 4);
     RN_CHECK(rn_portset_contains(&set, 8) && rn_portset_contains(&set, 15));
@@ -46,7 +46,7 @@ RN_TEST(portset_set_bitmap_reads_one_bit_per_port)
     RN_CHECK(!rn_portset_contains(&set, 7));
     RN_CHECK_EQ(rn_portset_set_bitmap(&set, bitmap, sizeof(bitmap) - 1),
                 -EINVAL);
-    bitmap[0] = 1;                        /* port 0 */
+    bitmap[0] = 1; /* port 0 */
     RN_CHECK_EQ(rn_portset_set_bitmap(&set, bitmap, sizeof(bitmap)), -EINVAL);
     /* A refused bitmap changes nothing. */
     RN_CHECK_EQ(rn_portset_count(&set), 4);
@@ -105,7 +105,8 @@ RN_TEST(rate_drain_never_goes_below_zero)
     rn_rate_charge(&rate, 50.0, 0.0);
     rn_rate_charge(&rate, 0.0, 100.0);
     RN_CHECK(rn_rate_consumed(&rate) == 0.0);
-    /* Time going backwards (another thread's older timestamp) drains nothing. */
+    /* Time going backwards (another thread's older timestamp) drains nothing.
+     */
     rn_rate_charge(&rate, 10.0, 50.0);
     RN_CHECK(rn_rate_consumed(&rate) == 10.0);
     rn_rate_reset(&rate, 5.0, 200.0);

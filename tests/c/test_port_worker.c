@@ -107,7 +107,8 @@ RN_TEST(worker_blocks_all_signals_and_is_named)
             if (de->d_name[0] == '.')
                 continue;
             char path[300], comm[64] = {0};
-            snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+            snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+                     de->d_name);
             FILE *f = fopen(path, "r");
             if (f == NULL)
                 continue;

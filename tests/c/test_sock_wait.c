@@ -44,7 +44,7 @@ nonblocking_pair(int *tested, int *peer)
 }
 
 /* A read of up to sizeof(buf) bytes into buf. */
-#define RECV_INTO(buf)                                                    \
+#define RECV_INTO(buf)                                                        \
     ((rn_io_t){.op = RN_IO_RECV, .buf = (buf), .len = sizeof(buf)})
 
 RN_TEST(spin_goes_on_within_its_time_and_stops_after_it)

@@ -21,7 +21,8 @@ listener(const char *ip, uint16_t port)
 }
 
 static rn_tuple_t
-connection(const char *local, uint16_t lport, const char *remote, uint16_t rport)
+connection(const char *local, uint16_t lport, const char *remote,
+           uint16_t rport)
 {
     rn_tuple_t key = listener(local, lport);
     rn_addr_parse(remote, strlen(remote), &key.remote.addr);
@@ -229,7 +230,8 @@ RN_TEST(shared_tuple_removal_of_the_newer_entry_among_many)
     int values[200];
     rn_tuple_t keys[200];
     for (int i = 0; i < 200; i++) {
-        keys[i] = connection("127.0.0.1", 63100, "127.0.0.1", (uint16_t)(1000 + i));
+        keys[i] =
+            connection("127.0.0.1", 63100, "127.0.0.1", (uint16_t)(1000 + i));
         RN_CHECK_EQ(rn_table_insert_shared(t, &keys[i], &values[i]), 0);
     }
     int twin;
