@@ -1,6 +1,9 @@
 # repynet developer tasks; `make help` lists them.
 PYTHON ?= .venv/bin/python
 PIP ?= .venv/bin/pip
+# The lint extra's pinned clang-format, whatever else is on PATH.
+CLANG_FORMAT = $(PYTHON) -c "import clang_format; clang_format.clang_format()"
+C_SOURCES = csrc/*.c csrc/*.h tests/c/*.c tests/c/*.h
 # The sanitizers of `make test-asan` (float-cast-overflow is not in "undefined").
 SANITIZE ?= address,undefined,float-cast-overflow
 
@@ -53,9 +56,7 @@ reliability: ## rerun the reliability figures and rewrite them in docs/reliabili
 lint: ## ruff on the Python code, clang-format check on the C code
 	$(PYTHON) -m ruff check repynet tests tools bench
 	cd /tmp && $(CURDIR)/$(PYTHON) -m mypy.stubtest repynet._repynet
-	@if command -v clang-format >/dev/null; then \
-		clang-format --dry-run --Werror csrc/*.c csrc/*.h; \
-	else echo "clang-format not installed: C format not checked"; fi
+	$(CLANG_FORMAT) --dry-run --Werror $(C_SOURCES)
 
 typecheck: ## mypy --strict on the package and on user code (tests/typing)
 	tests/typing/check.sh $(PYTHON)
@@ -64,7 +65,7 @@ wheel: ## release sdist + manylinux2014 wheel in dist/ (zig cc, auditwheel; no c
 	PYTHON=$(PYTHON) tools/manylinux_wheel.sh dist
 
 fmt: ## format the C code with clang-format
-	clang-format -i csrc/*.c csrc/*.h
+	$(CLANG_FORMAT) -i $(C_SOURCES)
 
 docs: ## build the docs with warnings as errors
 	$(PYTHON) -m sphinx -W -q -b html docs docs/_build/html
