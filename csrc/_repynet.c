@@ -108,6 +108,10 @@ static PyMethodDef module_methods[] = {
     {"_spin_judgement", repynet__spin_judgement, METH_NOARGS,
      "Whether a would-block wait may spin now, judged afresh (testing "
      "aid)."},
+    {"_peer_in_process", repynet__peer_in_process, METH_O,
+     "_peer_in_process(sock) -> whether send knows, without a peek, that "
+     "the peer of a TCP socket has not closed (it is a repynet socket of "
+     "this process)."},
     /* py_api.c: getmyip */
     {"_set_probe_addresses",
      (PyCFunction)(void (*)(void))repynet__set_probe_addresses, METH_FASTCALL,

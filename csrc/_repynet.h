@@ -168,6 +168,9 @@ typedef struct repynet_state {
      * (under the GIL). */
     int cpus, spinners;
     pid_t spin_pid; /* the process spinners counts threads of */
+    /* ... and this process, set again in a forked child: a link between
+     * two sockets (py_sockets.h) holds only in the process that made it. */
+    pid_t pid;
     int spin_allowed;
     double spin_judged_at;
 

@@ -263,6 +263,10 @@ socket_release(RepynetSocketObject *self, int explicit_close)
         return;
     int fd = self->fd;
     self->fd = -1;
+    if (self->peer != NULL) {
+        self->peer->peer = NULL;
+        self->peer = NULL;
+    }
     rn_table_remove_value(socket_table(self), &self->key, self);
     rn_counter_release(socket_counter(self));
     bool shut_down = explicit_close && self->kind == REPYNET_LIVE_TCP_SOCKET &&
@@ -509,6 +513,54 @@ socket_error(RepynetSocketObject *self, repynet_call_t call, int err,
     return repynet_raise_errno(self->state, call, err, syscall);
 }
 
+/*
+ * Links a new connection to its other end when that is a repynet socket of
+ * this process, made earlier (an accepted socket finds its client, or a
+ * client its accepted socket).  The other end is found by the reversed
+ * tuple, and trusted only if it is the tuple's only entry and its
+ * connection is established: an entry whose connection was reset, or that
+ * shares its tuple with a newer connection (rn_table_insert_shared),
+ * belongs to an older connection.  An established connection's tuple is
+ * the kernel's only one, so its other end is this socket.  Without a link
+ * send peeks, as before.
+ */
+static void
+link_in_process_peer(RepynetSocketObject *self)
+{
+    repynet_state *state = self->state;
+    rn_tuple_t reversed = {.local = self->key.remote,
+                           .remote = self->key.local};
+    RepynetSocketObject *other =
+        rn_table_lookup_unique(state->tcp_conns, &reversed);
+    if (other == NULL || other->peer != NULL || other->fd < 0 ||
+        other->owner != state->pid || self->owner != state->pid ||
+        rn_sock_established(other->fd) != 1)
+        return;
+    self->peer = other;
+    other->peer = self;
+}
+
+/* Whether send may skip the peek: the other end is linked, and the link
+ * was made in this process (a forked child's copy is not: the parent may
+ * shut the other end down). */
+static int
+peer_in_process(RepynetSocketObject *self)
+{
+    return self->peer != NULL && self->owner == self->state->pid;
+}
+
+PyObject *
+repynet__peer_in_process(PyObject *module, PyObject *sock)
+{
+    repynet_state *state = repynet_get_state(module);
+    if (Py_TYPE(sock) != state->tcp_socket_type) {
+        PyErr_Format(PyExc_TypeError, "not a repynet TCP socket: %.100s",
+                     Py_TYPE(sock)->tp_name);
+        return NULL;
+    }
+    return PyBool_FromLong(peer_in_process((RepynetSocketObject *)sock));
+}
+
 /* Registers a new object in its table and counts it alive.  On failure
  * the fd is closed and the caller keeps (and must give back) its count. */
 static RepynetSocketObject *
@@ -532,6 +584,7 @@ socket_alloc(repynet_state *state, PyTypeObject *type, repynet_live_t kind,
     self->orphan_fd = -1;
     self->owner = getpid();
     self->peer_eof = 0;
+    self->peer = NULL;
     self->read_waited = 0;
     self->wait_us[0] = self->wait_us[1] = REPYNET_WAIT_MAX_US;
     state->live[kind]++;
@@ -550,6 +603,8 @@ socket_alloc(repynet_state *state, PyTypeObject *type, repynet_live_t kind,
         PyErr_NoMemory();
         return NULL;
     }
+    if (kind == REPYNET_LIVE_TCP_SOCKET && self->loopback)
+        link_in_process_peer(self);
     return self;
 }
 
@@ -679,11 +734,15 @@ tcp_send(RepynetSocketObject *self, PyObject *const *args, Py_ssize_t nargs,
         goto error;
     }
     /* The original refuses to send once the peer has closed with nothing
-     * left to read (spec 3.1).  A one-byte peek asks the kernel; once our
-     * own recv has seen the FIN the answer is known without it.  Learning
-     * of the FIN from the completion port instead would race a FIN that
-     * arrives just before the send (docs/decisions.md). */
-    int peer_closed = self->peer_eof ? 1 : rn_peer_closed(self->fd);
+     * left to read (spec 3.1).  A one-byte peek asks the kernel; the
+     * answer is known without it once our own recv has seen the FIN, or
+     * while the peer is a linked socket of this process, which closes
+     * through socket_release.  Learning of the FIN from the completion
+     * port instead would race a FIN that arrives just before the send
+     * (docs/decisions.md). */
+    int peer_closed = self->peer_eof          ? 1
+                      : peer_in_process(self) ? 0
+                                              : rn_peer_closed(self->fd);
     if (peer_closed == 1) {
         repynet_raise(state, REPYNET_EXC_SOCKET_CLOSED_REMOTE,
                       "The socket has been closed by the remote end!");
@@ -906,11 +965,53 @@ add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **out)
                                  (PyObject *)type);
 }
 
+static PyObject *
+after_fork_in_child(PyObject *module, PyObject *unused)
+{
+    repynet_get_state(module)->pid = getpid();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef after_fork_def = {
+    "_after_fork_in_child", after_fork_in_child, METH_NOARGS,
+    "Sets the module's process id in a forked child."};
+
+/* os.register_at_fork(after_in_child=...): a child that goes on running
+ * Python has run it before its next call. */
+static int
+register_after_fork(PyObject *module)
+{
+    PyObject *hook = PyCFunction_NewEx(&after_fork_def, module, NULL);
+    if (hook == NULL)
+        return -1;
+    PyObject *os = PyImport_ImportModule("os");
+    PyObject *registered = NULL;
+    if (os != NULL) {
+        PyObject *kwargs = Py_BuildValue("{sO}", "after_in_child", hook);
+        PyObject *register_at_fork =
+            PyObject_GetAttrString(os, "register_at_fork");
+        PyObject *no_args = PyTuple_New(0);
+        if (kwargs && register_at_fork && no_args)
+            registered = PyObject_Call(register_at_fork, no_args, kwargs);
+        Py_XDECREF(no_args);
+        Py_XDECREF(register_at_fork);
+        Py_XDECREF(kwargs);
+        Py_DECREF(os);
+    }
+    Py_DECREF(hook);
+    if (registered == NULL)
+        return -1;
+    Py_DECREF(registered);
+    return 0;
+}
+
 int
 repynet_sockets_exec(PyObject *module)
 {
     repynet_state *state = repynet_get_state(module);
-    state->gil_pid = state->spin_pid = getpid();
+    state->gil_pid = state->spin_pid = state->pid = getpid();
+    if (register_after_fork(module) < 0)
+        return -1;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     state->cpus = cpus > 0 ? (int)cpus : 1;
     if (add_type(module, &tcp_socket_spec, &state->tcp_socket_type) < 0 ||

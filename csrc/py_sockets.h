@@ -12,7 +12,7 @@
  * The three objects users touch share one layout.  A socket's fd is -1
  * once it is closed, by the user or internally after a fatal error.
  */
-typedef struct {
+typedef struct RepynetSocketObject {
     PyObject_HEAD
     repynet_state *state; /* borrowed: the type keeps its module alive */
     int fd;
@@ -27,6 +27,10 @@ typedef struct {
     int orphan_fd;
     pid_t owner;  /* the process that made it: only it shuts it down */
     int peer_eof; /* recv saw the peer's FIN */
+    /* The other end when it is a repynet socket of this process
+     * (borrowed; both ends unlinked when either is released): until then
+     * it has sent no FIN, so send needs no peek to know (spec 3.1). */
+    struct RepynetSocketObject *peer;
     /* How long a would-block waits in the kernel for readiness before it
      * raises (reading, writing), in microseconds: halved on each timeout
      * so idle sockets stop waiting, reset by every success. */
@@ -73,6 +77,10 @@ int repynet_poll_spinning(repynet_state *state, int spinning,
                           struct pollfd *fds, nfds_t n);
 /* _spin_judgement(): whether a would-block wait may spin, judged now. */
 PyObject *repynet__spin_judgement(PyObject *module, PyObject *unused);
+/* _peer_in_process(sock): whether send knows the peer has not closed
+ * without asking the kernel (the peer is a repynet socket of this
+ * process). */
+PyObject *repynet__peer_in_process(PyObject *module, PyObject *sock);
 
 int repynet_sockets_exec(PyObject *module);
 void repynet_sockets_free(repynet_state *state);

@@ -173,6 +173,16 @@ rn_peer_closed(int fd)
     return -errno;
 }
 
+int
+rn_sock_established(int fd)
+{
+    struct tcp_info info;
+    socklen_t len = sizeof(info);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
+        return -errno;
+    return info.tcpi_state == TCP_ESTABLISHED;
+}
+
 ssize_t
 rn_sendto(int fd, const void *buf, size_t len, const rn_addr_t *addr,
           uint16_t port)

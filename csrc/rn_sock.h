@@ -108,6 +108,9 @@ ssize_t rn_send(int fd, const void *buf, size_t len);
 /* 1 when the peer has closed and nothing is left to read, 0 otherwise,
  * without consuming data; -errno for a socket error. */
 int rn_peer_closed(int fd);
+/* 1 when the TCP connection is established (neither end has sent its
+ * FIN, no reset), 0 otherwise, -errno when it cannot be asked. */
+int rn_sock_established(int fd);
 ssize_t rn_sendto(int fd, const void *buf, size_t len, const rn_addr_t *addr,
                   uint16_t port);
 ssize_t rn_recvfrom(int fd, void *buf, size_t len, rn_addr_t *from,

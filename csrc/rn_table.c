@@ -331,6 +331,22 @@ rn_table_lookup(rn_table_t *table, const rn_tuple_t *key)
     return value;
 }
 
+void *
+rn_table_lookup_unique(rn_table_t *table, const rn_tuple_t *key)
+{
+    pthread_mutex_lock(&table->lock);
+    rn_entry_t *entry = *find_slot(table, key);
+    void *value = NULL;
+    if (entry) {
+        rn_entry_t *next = entry->next;
+        while (next && !tuple_equal(&next->key, key))
+            next = next->next;
+        value = next ? NULL : entry->value;
+    }
+    pthread_mutex_unlock(&table->lock);
+    return value;
+}
+
 bool
 rn_table_local_conflict(rn_table_t *table, const rn_tuple_t *key)
 {

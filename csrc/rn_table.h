@@ -47,6 +47,9 @@ int rn_table_remove_value(rn_table_t *table, const rn_tuple_t *key,
                           const void *value);
 /* The value of the exact tuple, or NULL. */
 void *rn_table_lookup(rn_table_t *table, const rn_tuple_t *key);
+/* The value of the exact tuple's only entry, or NULL when it has none or
+ * several (see rn_table_insert_shared). */
+void *rn_table_lookup_unique(rn_table_t *table, const rn_tuple_t *key);
 
 /*
  * Whether an entry conflicts with key's local end: same family and port

@@ -4,6 +4,7 @@ D31's per-send cap, forked children, and the observability hooks."""
 import itertools
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -267,6 +268,104 @@ def test_send_right_after_the_peers_close_raises_closed_remote(allow, accept):
             with pytest.raises(errors.SocketClosedRemote):
                 accepted.send(b"late")
             accepted.close()
+
+
+# --- send without the peek: the peer a linked socket of this process -------------------
+
+
+def test_both_ends_in_this_process_are_linked_until_either_closes(pair):
+    client, accepted, _server = pair
+    assert _repynet._peer_in_process(client) is True
+    assert _repynet._peer_in_process(accepted) is True
+    accepted.close()
+    assert _repynet._peer_in_process(client) is False
+    with pytest.raises(errors.SocketClosedRemote):
+        client.send(b"late")
+
+
+def test_send_right_after_the_accepted_end_closes_raises_closed_remote(allow, accept):
+    # The other direction of the test above: the client sends.
+    with repynet.listenforconnection(LO, _port(41)) as server:
+        for i in range(3):
+            client = repynet.openconnection(LO, _port(41), LO, _port(42 + i), 5)
+            accepted = accept(server)
+            assert _repynet._peer_in_process(client)
+            accepted.close()
+            with pytest.raises(errors.SocketClosedRemote):
+                client.send(b"late")
+            client.close()
+
+
+def test_a_peer_outside_repynet_is_not_linked_and_its_fin_is_seen(allow, accept):
+    with repynet.listenforconnection(LO, _port(45)) as server:
+        raw = socket.create_connection((LO, _port(45)))
+        accepted = accept(server)
+        try:
+            assert _repynet._peer_in_process(accepted) is False
+            raw.close()
+            with pytest.raises(errors.SocketClosedRemote):
+                accepted.send(b"late")
+        finally:
+            accepted.close()
+
+
+def test_an_entry_whose_connection_was_reset_is_not_taken_for_the_peer(allow, accept):
+    """A reset client stays in the table until it is closed; a new
+    connection on its 4-tuple from outside repynet must not be linked to it,
+    or the new peer's FIN would go unseen."""
+    with repynet.listenforconnection(LO, _port(46)) as server:
+        old_client = repynet.openconnection(LO, _port(46), LO, _port(47), 5)
+        old_accepted = accept(server)
+        old_client.send(b"unread")
+        time.sleep(0.05)
+        old_accepted.close()  # with unread data: a reset, not a FIN
+        raw = socket.socket()
+        accepted = None
+        try:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            raw.bind((LO, _port(47)))
+            raw.connect((LO, _port(46)))
+            accepted = accept(server)
+            assert _repynet._peer_in_process(accepted) is False
+            raw.close()
+            with pytest.raises(errors.SocketClosedRemote):
+                accepted.send(b"late")
+        finally:
+            raw.close()
+            if accepted is not None:
+                accepted.close()
+            old_client.close()
+
+
+def test_a_forked_child_does_not_trust_the_parents_link(pair):
+    """The parent's explicit close shuts the connection down (a FIN) while
+    the child still holds its copy of the linked end."""
+    client, accepted, _server = pair
+    assert _repynet._peer_in_process(client)
+    ready_r, ready_w = os.pipe()
+    closed_r, closed_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            linked = _repynet._peer_in_process(client)
+            os.write(ready_w, b"r")
+            os.read(closed_r, 1)
+            try:
+                client.send(b"late")
+            except errors.SocketClosedRemote:
+                code = 2 if linked else 0
+        finally:
+            os._exit(code)
+    try:
+        os.read(ready_r, 1)
+        accepted.close()
+        os.write(closed_w, b"c")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        for fd in (ready_r, ready_w, closed_r, closed_w):
+            os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 # --- observability hooks ------------------------------------------------------------

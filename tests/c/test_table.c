@@ -86,6 +86,24 @@ RN_TEST(remove_value_only_removes_its_own_entry)
     rn_table_free(t);
 }
 
+RN_TEST(lookup_unique_finds_only_a_tuple_with_one_entry)
+{
+    rn_table_t *t = rn_table_new();
+    int first, second, other;
+    rn_tuple_t key = connection("127.0.0.1", 63100, "127.0.0.1", 63101);
+    rn_tuple_t reversed = connection("127.0.0.1", 63101, "127.0.0.1", 63100);
+    RN_CHECK(rn_table_lookup_unique(t, &key) == NULL);
+    rn_table_insert(t, &key, &first);
+    rn_table_insert(t, &reversed, &other);
+    RN_CHECK(rn_table_lookup_unique(t, &key) == &first);
+    RN_CHECK_EQ(rn_table_insert_shared(t, &key, &second), 0);
+    RN_CHECK(rn_table_lookup_unique(t, &key) == NULL);
+    RN_CHECK(rn_table_lookup_unique(t, &reversed) == &other);
+    RN_CHECK_EQ(rn_table_remove_value(t, &key, &first), 0);
+    RN_CHECK(rn_table_lookup_unique(t, &key) == &second);
+    rn_table_free(t);
+}
+
 RN_TEST(local_conflict_exact_and_wildcard)
 {
     rn_table_t *t = rn_table_new();
