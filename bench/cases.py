@@ -195,6 +195,22 @@ class Endpoints:
         server = self.keep(retry(accept, self.would_block))
         return client, server
 
+    def tcp_pair_peer_outside(self) -> Tuple[Any, Any]:
+        """(client, server side) where the server side is a plain socket
+        whatever the implementation: repynet's client cannot know its peer
+        is open without asking the kernel, as with a peer in another
+        process."""
+        if not self.repynet:
+            return self.tcp_pair()
+        listener = self.keep(raw_socket(self.family, socket.SOCK_STREAM, self.ip,
+                                        self.ports[0]))
+        listener.listen(500)
+        client = self.keep(self.connect(self.ports[1], self.ports[0]))
+        server: socket.socket = self.keep(retry(lambda: listener.accept()[0],
+                                                BlockingIOError))
+        server.setblocking(False)
+        return client, server
+
     def udp_listener(self, port: int) -> Any:
         if self.repynet:
             return self.keep(self.repynet.listenformessage(self.ip, port))
@@ -311,8 +327,18 @@ def case_getmessage_wouldblock(ends: "Endpoints", count: int, deadline: "Deadlin
 
 
 def case_send_1byte(ends: "Endpoints", count: int, deadline: "Deadline") -> CaseResult:
-    client, server = ends.tcp_pair()
-    send, would_block = client.send, ends.would_block
+    return _time_sends(*ends.tcp_pair(), ends.would_block, count, deadline)
+
+
+def case_send_1byte_peer_outside(ends: "Endpoints", count: int,
+                                 deadline: "Deadline") -> CaseResult:
+    return _time_sends(*ends.tcp_pair_peer_outside(), (ends.would_block, BlockingIOError),
+                       count, deadline)
+
+
+def _time_sends(client: Any, server: Any, would_block: Any, count: int,
+                deadline: "Deadline") -> CaseResult:
+    send = client.send
     byte = b"s"
     done = 0
     timed = 0.0
@@ -494,6 +520,7 @@ CASES = {
     "getconnection_wouldblock": (case_getconnection_wouldblock, "cost", "ns/call", 1e9, 1),
     "getmessage_wouldblock": (case_getmessage_wouldblock, "cost", "ns/call", 1e9, 1),
     "send_1byte": (case_send_1byte, "cost", "ns/call", 1e9, 2),
+    "send_1byte_peer_outside": (case_send_1byte_peer_outside, "cost", "ns/call", 1e9, 2),
     "pingpong_64": (case_pingpong, "rate", "round trips/s", 1.0, 2),
     "bulk_64k": (case_bulk, "rate", "MB/s", len(BULK_CHUNK) / 1e6, 2),
     "udp_reuse_64": (case_udp_reuse, "rate", "messages/s", 1.0, 2),

@@ -137,6 +137,7 @@ COUNTS = {
     "getconnection_wouldblock": (100_000, 10_000),
     "getmessage_wouldblock": (200_000, 20_000),
     "send_1byte": (100_000, 10_000),
+    "send_1byte_peer_outside": (100_000, 10_000),
     "pingpong_64": (40_000, 4_000),
     "bulk_64k": (8_192, 1_024),  # 64 KiB chunks: 512 MiB, 64 MiB
     "udp_reuse_64": (80_000, 8_000),
