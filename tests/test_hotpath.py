@@ -296,15 +296,21 @@ def test_send_right_after_the_accepted_end_closes_raises_closed_remote(allow, ac
             client.close()
 
 
+def _check_unlinked_send_sees_the_fin(accepted, raw):
+    """accepted's peer is the plain socket raw: not linked, so send peeks
+    and sees raw's FIN."""
+    assert _repynet._peer_in_process(accepted) is False
+    raw.close()
+    with pytest.raises(errors.SocketClosedRemote):
+        accepted.send(b"late")
+
+
 def test_a_peer_outside_repynet_is_not_linked_and_its_fin_is_seen(allow, accept):
     with repynet.listenforconnection(LO, _port(45)) as server:
         raw = socket.create_connection((LO, _port(45)))
         accepted = accept(server)
         try:
-            assert _repynet._peer_in_process(accepted) is False
-            raw.close()
-            with pytest.raises(errors.SocketClosedRemote):
-                accepted.send(b"late")
+            _check_unlinked_send_sees_the_fin(accepted, raw)
         finally:
             accepted.close()
 
@@ -326,10 +332,7 @@ def test_an_entry_whose_connection_was_reset_is_not_taken_for_the_peer(allow, ac
             raw.bind((LO, _port(47)))
             raw.connect((LO, _port(46)))
             accepted = accept(server)
-            assert _repynet._peer_in_process(accepted) is False
-            raw.close()
-            with pytest.raises(errors.SocketClosedRemote):
-                accepted.send(b"late")
+            _check_unlinked_send_sees_the_fin(accepted, raw)
         finally:
             raw.close()
             if accepted is not None:
