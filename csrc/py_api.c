@@ -385,7 +385,19 @@ repynet_send_datagram(repynet_state *state, int fd, const Py_buffer *view,
                   .peer_port = dest->port};
     ssize_t sent;
     for (;;) {
-        sent = rn_sock_io(fd, &io);
+        /* While CPUs are free and a thread of ours waits for the GIL, the
+         * send runs without it (D32), so that the stream's receiver works
+         * meanwhile: the UDP stream program went from about 130,000 to
+         * 157,000 messages/s.  The same for TCP send was mixed (ten pairs
+         * +80%, one busy ping-pong -9%) and is not done. */
+        if (repynet_spin_judge(state) && repynet_gil_waiter(state)) {
+            PyThreadState *saved = repynet_release(state);
+            sent = rn_sock_io(fd, &io);
+            repynet_take(state, saved);
+        }
+        else {
+            sent = rn_sock_io(fd, &io);
+        }
         if (sent >= 0 || repynet_errno_class(REPYNET_CALL_SENDMESSAGE,
                                              (int)sent) != REPYNET_EXC_RETRY)
             break;

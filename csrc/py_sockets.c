@@ -97,8 +97,8 @@ repynet_take(repynet_state *state, PyThreadState *saved)
 
 /* Whether a thread of ours waits to take the GIL back.  A forked child
  * inherits the count of the parent's waiters, which it does not have. */
-static int
-gil_waiter(repynet_state *state)
+int
+repynet_gil_waiter(repynet_state *state)
 {
     if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) <= 0)
         return 0;
@@ -171,7 +171,7 @@ repynet_gil_turn(repynet_state *state)
     }
     if (++state->holder_calls < REPYNET_TURN_CALLS)
         return;
-    if (gil_waiter(state)) {
+    if (repynet_gil_waiter(state)) {
         hand_over(state);
     }
     else if (repynet_other_threads()) {
@@ -420,7 +420,7 @@ wait_and_retry(RepynetSocketObject *self, rn_io_t *io, int writing, int tried)
     ssize_t rc = -EAGAIN;
     long bound = (long)self->wait_us[writing];
     if (bound == 0) {
-        if (gil_waiter(state))
+        if (repynet_gil_waiter(state))
             hand_over(state);
         else
             repynet_take(state, repynet_release(state));
@@ -472,7 +472,7 @@ socket_io(RepynetSocketObject *self, rn_io_t *io)
      * is free to spin its first attempt is made without the GIL too: the
      * other end gets the GIL one syscall sooner. */
     if (!writing && self->read_waited && self->state->spin_allowed &&
-        self->wait_us[0] > 0 && !gil_waiter(self->state) &&
+        self->wait_us[0] > 0 && !repynet_gil_waiter(self->state) &&
         repynet_other_threads())
         return wait_and_retry(self, io, 0, 0);
     ssize_t rc = rn_sock_io(self->fd, io);

@@ -75,6 +75,9 @@ int repynet_spin_judge(repynet_state *state);
  * release the GIL, as the V2 waits do.  poll's count, or -errno. */
 int repynet_poll_spinning(repynet_state *state, int spinning,
                           struct pollfd *fds, nfds_t n);
+/* Whether a thread of ours waits to take the GIL back. */
+int repynet_gil_waiter(repynet_state *state);
+
 /* _spin_judgement(): whether a would-block wait may spin, judged now. */
 PyObject *repynet__spin_judgement(PyObject *module, PyObject *unused);
 /* _peer_in_process(sock): whether send knows the peer has not closed

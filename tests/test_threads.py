@@ -314,17 +314,28 @@ def test_close_of_the_listener_during_sendmessage_from_its_pair(accept):
         while not stop.is_set():
             sent.append(repynet.sendmessage(LO, _port(7), b"ping", LO, _port(6)))
 
+    def receiver():
+        # Often waits to take the GIL back from the sender, which then
+        # sends with the GIL released (while CPUs are free).
+        while not stop.is_set():
+            try:
+                target.getmessage()
+            except WOULD_BLOCK:
+                pass
+
     thread, failures = _run(sender)
+    receiving, receive_failures = _run(receiver)
     time.sleep(0.05)
     listener.close()
     _check_untouched(accept)
     time.sleep(0.05)
     stop.set()
     thread.join()
+    receiving.join()
     target.close()
     # Sends before the close went through the listener, later ones through
     # a socket of their own on the same pair: all succeed.
-    assert not failures
+    assert not failures and not receive_failures
     assert sent and set(sent) == {4}
 
 
