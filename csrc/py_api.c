@@ -388,8 +388,8 @@ repynet_send_datagram(repynet_state *state, int fd, const Py_buffer *view,
         /* While CPUs are free and a thread of ours waits for the GIL, the
          * send runs without it (D32), so that the stream's receiver works
          * meanwhile: the UDP stream program went from about 130,000 to
-         * 157,000 messages/s.  The same for TCP send was mixed (ten pairs
-         * +80%, one busy ping-pong -9%) and is not done. */
+         * 157,000 messages/s.  The same for TCP send did not pay
+         * (docs/design-core.md). */
         if (repynet_spin_judge(state) && repynet_gil_waiter(state)) {
             PyThreadState *saved = repynet_release(state);
             sent = rn_sock_io(fd, &io);
