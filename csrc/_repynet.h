@@ -155,7 +155,6 @@ typedef struct repynet_state {
      * free for the next call (NULL while a call without the GIL uses it). */
     PyTypeObject *tcp_socket_type, *tcp_server_type, *udp_server_type;
     int gil_wanted;
-    pid_t gil_pid; /* the process gil_wanted counts threads of */
     unsigned gil_takes;
     int gil_take_sleepers;
     int gil_held;
@@ -167,9 +166,10 @@ typedef struct repynet_state {
      * whether the CPUs are free to spin on, judged at most once per window
      * (under the GIL). */
     int cpus, spinners;
-    pid_t spin_pid; /* the process spinners counts threads of */
-    /* ... and this process, set again in a forked child: a link between
-     * two sockets (py_sockets.h) holds only in the process that made it. */
+    /* ... and this process.  In a forked child an os.register_at_fork hook
+     * sets it again and clears the counts of threads the child does not
+     * have; a link between two sockets (py_sockets.h) holds only in the
+     * process that made it. */
     pid_t pid;
     int spin_allowed;
     double spin_judged_at;

@@ -95,19 +95,11 @@ repynet_take(repynet_state *state, PyThreadState *saved)
     state->holder_calls = 0;
 }
 
-/* Whether a thread of ours waits to take the GIL back.  A forked child
- * inherits the count of the parent's waiters, which it does not have. */
+/* Whether a thread of ours waits to take the GIL back. */
 int
 repynet_gil_waiter(repynet_state *state)
 {
-    if (__atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) <= 0)
-        return 0;
-    pid_t me = getpid();
-    if (me == state->gil_pid)
-        return 1;
-    state->gil_pid = me;
-    __atomic_store_n(&state->gil_wanted, 0, __ATOMIC_RELAXED);
-    return 0;
+    return __atomic_load_n(&state->gil_wanted, __ATOMIC_RELAXED) > 0;
 }
 
 /*
@@ -270,7 +262,7 @@ socket_release(RepynetSocketObject *self, int explicit_close)
     rn_table_remove_value(socket_table(self), &self->key, self);
     rn_counter_release(socket_counter(self));
     bool shut_down = explicit_close && self->kind == REPYNET_LIVE_TCP_SOCKET &&
-                     self->owner == getpid();
+                     self->owner == self->state->pid;
     if (shut_down)
         shutdown(fd, SHUT_WR);
     if (self->users == 0)
@@ -316,7 +308,6 @@ repynet_socket_unuse(PyObject *sock)
  * 2.5x slower beside two busy processes).  So a wait spins only while the
  * machine runs no more threads than it has CPUs, this one included:
  * /proc/loadavg's count of running threads, read at most once per window.
- * A forked child starts with no spinners.
  */
 int
 repynet_spin_judge(repynet_state *state)
@@ -325,11 +316,6 @@ repynet_spin_judge(repynet_state *state)
     if (now - state->spin_judged_at < REPYNET_SPIN_WINDOW)
         return state->spin_allowed;
     state->spin_judged_at = now;
-    pid_t me = getpid();
-    if (me != state->spin_pid) {
-        state->spin_pid = me;
-        __atomic_store_n(&state->spinners, 0, __ATOMIC_RELAXED);
-    }
     int running = rn_running_threads();
     state->spin_allowed =
         state->cpus > 1 && running > 0 && running <= state->cpus;
@@ -533,8 +519,7 @@ link_in_process_peer(RepynetSocketObject *self)
     RepynetSocketObject *other =
         rn_table_lookup_unique(state->tcp_conns, &reversed);
     if (other == NULL || other->peer != NULL || other->fd < 0 ||
-        other->owner != state->pid || self->owner != state->pid ||
-        rn_sock_established(other->fd) != 1)
+        other->owner != state->pid || rn_sock_established(other->fd) != 1)
         return;
     self->peer = other;
     other->peer = self;
@@ -582,7 +567,7 @@ socket_alloc(repynet_state *state, PyTypeObject *type, repynet_live_t kind,
                                              : &key->local.addr);
     self->users = 0;
     self->orphan_fd = -1;
-    self->owner = getpid();
+    self->owner = state->pid;
     self->peer_eof = 0;
     self->peer = NULL;
     self->read_waited = 0;
@@ -965,16 +950,22 @@ add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **out)
                                  (PyObject *)type);
 }
 
+/* In a forked child: its own process id, and none of the parent's other
+ * threads waiting for the GIL, asleep until it is taken, or spinning. */
 static PyObject *
 after_fork_in_child(PyObject *module, PyObject *unused)
 {
-    repynet_get_state(module)->pid = getpid();
+    repynet_state *state = repynet_get_state(module);
+    state->pid = getpid();
+    __atomic_store_n(&state->gil_wanted, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&state->gil_take_sleepers, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&state->spinners, 0, __ATOMIC_RELAXED);
     Py_RETURN_NONE;
 }
 
 static PyMethodDef after_fork_def = {
     "_after_fork_in_child", after_fork_in_child, METH_NOARGS,
-    "Sets the module's process id in a forked child."};
+    "Sets the module's process state in a forked child."};
 
 /* os.register_at_fork(after_in_child=...): a child that goes on running
  * Python has run it before its next call. */
@@ -1009,7 +1000,7 @@ int
 repynet_sockets_exec(PyObject *module)
 {
     repynet_state *state = repynet_get_state(module);
-    state->gil_pid = state->spin_pid = state->pid = getpid();
+    state->pid = getpid();
     if (register_after_fork(module) < 0)
         return -1;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
