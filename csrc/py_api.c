@@ -390,7 +390,7 @@ repynet_send_datagram(repynet_state *state, int fd, const Py_buffer *view,
          * meanwhile: the UDP stream program went from about 130,000 to
          * 157,000 messages/s.  The same for TCP send did not pay
          * (docs/design-core.md). */
-        if (repynet_spin_judge(state) && repynet_gil_waiter(state)) {
+        if (repynet_gil_waiter(state) && repynet_spin_judge(state)) {
             PyThreadState *saved = repynet_release(state);
             sent = rn_sock_io(fd, &io);
             repynet_take(state, saved);
